@@ -214,20 +214,14 @@ fn load_value(
         location,
         lines: Arc::new(lines),
     };
-    let (object, diagnostics) = decode_and_validate(kind, api_version, value, source.clone(), opts);
+    let (decoded, diagnostics) = decode_and_validate(kind, api_version, value, source.clone(), opts);
     let refused = diagnostics.iter().any(|d| d.severity == Severity::Error);
     for diagnostic in diagnostics {
-        out.reports.push(Report {
-            location: source.locate(&diagnostic.path),
-            object: object
-                .as_ref()
-                .map(Object::object_ref)
-                .or_else(|| Some(object_ref(&kind_name, &Value::Null, opts))),
-            diagnostic,
-        });
+        let location = source.locate(&diagnostic.path);
+        out.reports.push(Report { location, object: object.clone(), diagnostic });
     }
-    if let Some(object) = object.filter(|_| !refused) {
-        out.objects.push(object);
+    if let Some(decoded) = decoded.filter(|_| !refused) {
+        out.objects.push(decoded);
     }
 }
 
@@ -427,7 +421,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: &'a [String]) -> Option<&'a str>
     candidates
         .iter()
         .map(|c| (edit_distance(&lower, &c.to_ascii_lowercase()), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .filter(|(d, c)| *d <= 1.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.as_str())
 }

@@ -1,1 +1,38 @@
-fn main() {}
+//! `weft`: the one binary of the Weft service mesh. Subcommands wire the crates together.
+
+mod check;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Weft: a service mesh that speaks Istio's APIs.
+#[derive(Parser)]
+#[command(name = "weft", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate config files the way Istio would (like `istioctl validate`).
+    Validate(check::ValidateArgs),
+    /// Validate config and check objects against each other (like `istioctl analyze`).
+    Analyze(check::AnalyzeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => check::validate(&args),
+        Command::Analyze(args) => check::analyze(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weft: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
