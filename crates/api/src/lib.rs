@@ -3,6 +3,7 @@
 //! cross-object analysis behind `weft analyze`. No async and no I/O beyond reading the
 //! files it is handed.
 
+pub mod analyze;
 pub mod common;
 pub mod diag;
 pub mod extensions;
