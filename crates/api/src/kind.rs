@@ -114,6 +114,7 @@ kinds! {
         AuthorizationPolicy => crate::security::AuthorizationPolicy, "security.istio.io", "AuthorizationPolicy", ["v1", "v1beta1"], "authorizationpolicies", ["ap"], Namespaced;
         Telemetry => crate::telemetry::Telemetry, "telemetry.istio.io", "Telemetry", ["v1", "v1alpha1"], "telemetries", ["telemetry"], Namespaced;
         WasmPlugin => crate::extensions::WasmPlugin, "extensions.istio.io", "WasmPlugin", ["v1alpha1"], "wasmplugins", [], Namespaced;
+        IstioOperator => crate::install::IstioOperator, "install.istio.io", "IstioOperator", ["v1alpha1"], "istiooperators", ["iop", "io"], Namespaced;
         KubeGateway => crate::gateway_api::Gateway, "gateway.networking.k8s.io", "Gateway", ["v1", "v1beta1"], "gateways", ["gtw"], Namespaced;
         GatewayClass => crate::gateway_api::GatewayClass, "gateway.networking.k8s.io", "GatewayClass", ["v1", "v1beta1"], "gatewayclasses", ["gc"], Cluster;
         HttpRoute => crate::gateway_api::HttpRoute, "gateway.networking.k8s.io", "HTTPRoute", ["v1", "v1beta1"], "httproutes", [], Namespaced;

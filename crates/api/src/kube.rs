@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Container, Endpoints, Namespace, Pod, PodSpec, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Container, Endpoints, Namespace, Pod, PodSpec, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -35,17 +37,28 @@ impl Validate for Service {
         let mut names = HashSet::new();
         for (i, p) in ports.iter().enumerate() {
             let at = spec.key("ports").index(i);
-            v.check(at.key("port"), validate::port(u32::try_from(p.port).unwrap_or(0)));
+            v.check(
+                at.key("port"),
+                validate::port(u32::try_from(p.port).unwrap_or(0)),
+            );
             if let Some(target) = &p.target_port {
                 check_target_port(&at.key("targetPort"), target, v);
             }
-            if let Some(proto) = p.protocol.as_deref().filter(|p| !matches!(*p, "TCP" | "UDP" | "SCTP")) {
-                v.error(at.key("protocol"), format!("unsupported protocol {proto:?} (TCP, UDP or SCTP)"));
+            if let Some(proto) = p
+                .protocol
+                .as_deref()
+                .filter(|p| !matches!(*p, "TCP" | "UDP" | "SCTP"))
+            {
+                v.error(
+                    at.key("protocol"),
+                    format!("unsupported protocol {proto:?} (TCP, UDP or SCTP)"),
+                );
             }
             match p.name.as_deref() {
-                None | Some("") if ports.len() > 1 => {
-                    v.error(at.key("name"), "every port must be named when a Service has more than one")
-                }
+                None | Some("") if ports.len() > 1 => v.error(
+                    at.key("name"),
+                    "every port must be named when a Service has more than one",
+                ),
                 Some(name) if !name.is_empty() && !names.insert(name) => {
                     v.error(at.key("name"), format!("duplicate port name {name:?}"))
                 }
@@ -63,7 +76,10 @@ fn check_target_port(at: &FieldPath, target: &IntOrString, v: &mut Validator<'_>
         IntOrString::Int(n) => v.check(at.clone(), validate::port(u32::try_from(*n).unwrap_or(0))),
         IntOrString::String(name) => {
             if name.is_empty() || name.len() > 15 {
-                v.error(at.clone(), format!("named target port {name:?} must have 1-15 characters"));
+                v.error(
+                    at.clone(),
+                    format!("named target port {name:?} must have 1-15 characters"),
+                );
             }
         }
     }
@@ -74,10 +90,16 @@ impl Validate for Endpoints {
         for (i, subset) in self.subsets.iter().flatten().enumerate() {
             let at = at.key("subsets").index(i);
             for (j, a) in subset.addresses.iter().flatten().enumerate() {
-                v.check(at.key("addresses").index(j).key("ip"), validate::ip_or_cidr(&a.ip));
+                v.check(
+                    at.key("addresses").index(j).key("ip"),
+                    validate::ip_or_cidr(&a.ip),
+                );
             }
             for (j, p) in subset.ports.iter().flatten().enumerate() {
-                v.check(at.key("ports").index(j).key("port"), validate::port(u32::try_from(p.port).unwrap_or(0)));
+                v.check(
+                    at.key("ports").index(j).key("port"),
+                    validate::port(u32::try_from(p.port).unwrap_or(0)),
+                );
             }
         }
     }
@@ -86,14 +108,26 @@ impl Validate for Endpoints {
 impl Validate for EndpointSlice {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
         if !matches!(self.address_type.as_str(), "IPv4" | "IPv6" | "FQDN") {
-            v.error(at.key("addressType"), format!("addressType {:?} must be IPv4, IPv6 or FQDN", self.address_type));
+            v.error(
+                at.key("addressType"),
+                format!(
+                    "addressType {:?} must be IPv4, IPv6 or FQDN",
+                    self.address_type
+                ),
+            );
         }
         for (i, e) in self.endpoints.iter().enumerate() {
-            v.required(at.key("endpoints").index(i).key("addresses"), !e.addresses.is_empty());
+            v.required(
+                at.key("endpoints").index(i).key("addresses"),
+                !e.addresses.is_empty(),
+            );
         }
         for (i, p) in self.ports.iter().flatten().enumerate() {
             if let Some(port) = p.port {
-                v.check(at.key("ports").index(i).key("port"), validate::port(u32::try_from(port).unwrap_or(0)));
+                v.check(
+                    at.key("ports").index(i).key("port"),
+                    validate::port(u32::try_from(port).unwrap_or(0)),
+                );
             }
         }
     }
@@ -111,10 +145,23 @@ impl Validate for Pod {
 impl Validate for Deployment {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
         let spec_at = at.key("spec");
-        let Some(spec) = &self.spec else { return v.required(spec_at, false) };
-        let template_labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+        let Some(spec) = &self.spec else {
+            return v.required(spec_at, false);
+        };
+        let template_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
         let selector = spec.selector.match_labels.clone().unwrap_or_default();
-        if selector.is_empty() && spec.selector.match_expressions.as_ref().is_none_or(Vec::is_empty) {
+        if selector.is_empty()
+            && spec
+                .selector
+                .match_expressions
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+        {
             v.error(spec_at.key("selector"), "a Deployment needs a selector");
         }
         if !selects(&selector, &template_labels) {
@@ -147,15 +194,26 @@ fn validate_pod_spec(at: &FieldPath, spec: &PodSpec, v: &mut Validator<'_>) {
     }
 }
 
-fn validate_container<'c>(at: &FieldPath, c: &'c Container, names: &mut HashSet<&'c str>, v: &mut Validator<'_>) {
+fn validate_container<'c>(
+    at: &FieldPath,
+    c: &'c Container,
+    names: &mut HashSet<&'c str>,
+    v: &mut Validator<'_>,
+) {
     if let Err(e) = validate::dns1123_label(&c.name) {
         v.error(at.key("name"), format!("invalid container name: {e}"));
     } else if !names.insert(&c.name) {
-        v.error(at.key("name"), format!("duplicate container name {:?}", c.name));
+        v.error(
+            at.key("name"),
+            format!("duplicate container name {:?}", c.name),
+        );
     }
     for (j, p) in c.ports.iter().flatten().enumerate() {
         let port = u32::try_from(p.container_port).unwrap_or(0);
-        v.check(at.key("ports").index(j).key("containerPort"), validate::port(port));
+        v.check(
+            at.key("ports").index(j).key("containerPort"),
+            validate::port(port),
+        );
     }
 }
 
@@ -166,11 +224,17 @@ impl Validate for Secret {
         }
         let has = |key: &str| {
             self.data.as_ref().is_some_and(|d| d.contains_key(key))
-                || self.string_data.as_ref().is_some_and(|d| d.contains_key(key))
+                || self
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key(key))
         };
         for key in ["tls.crt", "tls.key"] {
             if !has(key) {
-                v.error(at.key("data").key(key), format!("a kubernetes.io/tls Secret needs {key}"));
+                v.error(
+                    at.key("data").key(key),
+                    format!("a kubernetes.io/tls Secret needs {key}"),
+                );
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod common;
 pub mod diag;
 pub mod extensions;
 pub mod gateway_api;
+pub mod install;
 pub mod kind;
 pub mod kube;
 pub mod load;

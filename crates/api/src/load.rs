@@ -214,11 +214,16 @@ fn load_value(
         location,
         lines: Arc::new(lines),
     };
-    let (decoded, diagnostics) = decode_and_validate(kind, api_version, value, source.clone(), opts);
+    let (decoded, diagnostics) =
+        decode_and_validate(kind, api_version, value, source.clone(), opts);
     let refused = diagnostics.iter().any(|d| d.severity == Severity::Error);
     for diagnostic in diagnostics {
         let location = source.locate(&diagnostic.path);
-        out.reports.push(Report { location, object: object.clone(), diagnostic });
+        out.reports.push(Report {
+            location,
+            object: object.clone(),
+            diagnostic,
+        });
     }
     if let Some(decoded) = decoded.filter(|_| !refused) {
         out.objects.push(decoded);
@@ -332,7 +337,9 @@ pub(crate) fn decode_and_validate(
 
 fn validate_metadata(object: &Object, v: &mut Validator<'_>) {
     let meta = FieldPath::of("metadata");
-    if object.metadata.generate_name.is_some() && object.metadata.name.is_none() {
+    if object.kind == Kind::IstioOperator && object.metadata.name.is_none() {
+        // `istioctl install -f` reads operator files that have no name.
+    } else if object.metadata.generate_name.is_some() && object.metadata.name.is_none() {
         v.error(
             meta.key("name"),
             "generateName is not supported; give the object a name",
@@ -373,10 +380,11 @@ fn remove_field(value: &mut Value, path: &serde_path_to_error::Path, field: &str
     use serde_path_to_error::Segment;
     let mut node = value;
     for seg in path.iter() {
-        if let Value::Object(map) = node {
-            if map.contains_key(field) && matches!(seg, Segment::Map { key } if key == field) {
-                break;
-            }
+        if let Value::Object(map) = node
+            && map.contains_key(field)
+            && matches!(seg, Segment::Map { key } if key == field)
+        {
+            break;
         }
         node = match (seg, node) {
             (Segment::Seq { index }, Value::Array(items)) => match items.get_mut(*index) {

@@ -166,7 +166,7 @@ pub fn duration_ms(d: Duration) -> Result<(), String> {
     if d < std::time::Duration::from_millis(1) {
         return Err(format!("duration {d:?} must be at least 1ms"));
     }
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(format!(
             "duration {d:?}: only millisecond precision is supported"
         ));
@@ -286,15 +286,9 @@ pub fn label_key(key: &str) -> Result<(), String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        if prefix.is_empty()
-            || prefix.len() > 253
-            || prefix.split('.').any(|l| dns1123_label(l).is_err())
-        {
-            return Err(format!(
-                "label key {key:?} has an invalid prefix (must be a DNS subdomain)"
-            ));
-        }
+    let bad_prefix = |p: &str| p.is_empty() || p.len() > 253 || p.split('.').any(|l| dns1123_label(l).is_err());
+    if prefix.is_some_and(bad_prefix) {
+        return Err(format!("label key {key:?} has an invalid prefix (must be a DNS subdomain)"));
     }
     if name.is_empty() || name.len() > 63 || !qualified_name(name) {
         return Err(format!(

@@ -78,12 +78,17 @@ fn load(input: &Input) -> anyhow::Result<Loaded> {
     if paths.is_empty() {
         anyhow::bail!("no input: name files or directories with -f PATH (or - for standard input)");
     }
-    let opts = LoadOptions { default_namespace: input.namespace.clone(), strict: input.strict };
+    let opts = LoadOptions {
+        default_namespace: input.namespace.clone(),
+        strict: input.strict,
+    };
     let mut loaded = Loaded::default();
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading standard input")?;
             weft_api::load_str(&text, Arc::from(Path::new("<stdin>")), &opts, &mut loaded);
         } else {
             let more = weft_api::load_paths(&[path], &opts);
@@ -112,13 +117,25 @@ fn summarise(loaded: &Loaded, reports: &[Report], threshold: Severity) -> anyhow
     let line = if errors == 0 && warnings == 0 {
         format!("ok: {objects} in {files}")
     } else {
-        format!("{}, {} ({objects} in {files})", plural(errors, "error"), plural(warnings, "warning"))
+        format!(
+            "{}, {} ({objects} in {files})",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        )
     };
     writeln!(std::io::stdout().lock(), "{line}")?;
     let failed = reports.iter().any(|r| r.severity() <= threshold);
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

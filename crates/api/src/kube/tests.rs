@@ -22,16 +22,28 @@ spec:
 #[test]
 fn deployments() {
     assert_valid(DEPLOYMENT);
-    assert_error(&DEPLOYMENT.replace("labels: {app: reviews, version: v1}", "labels: {app: reviews}"), &[
-        "spec.template.metadata.labels",
-        "do not match spec.selector",
-    ]);
-    assert_error(&DEPLOYMENT.replace("containerPort: 9080", "containerPort: 0"), &[
-        "test.yaml:17",
-        "spec.template.spec.containers[0].ports[0].containerPort",
-        "must be in 1-65535",
-    ]);
-    assert_error(&DEPLOYMENT.replace("- name: reviews", "- name: Reviews_1"), &["containers[0].name", "invalid container name"]);
+    assert_error(
+        &DEPLOYMENT.replace(
+            "labels: {app: reviews, version: v1}",
+            "labels: {app: reviews}",
+        ),
+        &[
+            "spec.template.metadata.labels",
+            "do not match spec.selector",
+        ],
+    );
+    assert_error(
+        &DEPLOYMENT.replace("containerPort: 9080", "containerPort: 0"),
+        &[
+            "test.yaml:17",
+            "spec.template.spec.containers[0].ports[0].containerPort",
+            "must be in 1-65535",
+        ],
+    );
+    assert_error(
+        &DEPLOYMENT.replace("- name: reviews", "- name: Reviews_1"),
+        &["containers[0].name", "invalid container name"],
+    );
 }
 
 #[test]
@@ -40,9 +52,21 @@ fn services() {
     assert_error(svc, &["spec.ports[1].name", "duplicate port name \"http\""]);
     let unnamed = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n  ports:\n  - {port: 9080}\n  - {port: 9081, name: grpc}\n";
     assert_error(unnamed, &["spec.ports[0].name", "must be named"]);
-    assert_error(&svc.replace("9081, name: http", "70000, name: grpc"), &["spec.ports[1].port", "1-65535"]);
-    assert_error(&svc.replace("name: http}\n  - {port: 9081, name: http}", "name: http, protocol: HTTP}"), &["protocol", "TCP, UDP or SCTP"]);
-    assert_error("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {}\n", &["spec.ports", "at least one port"]);
+    assert_error(
+        &svc.replace("9081, name: http", "70000, name: grpc"),
+        &["spec.ports[1].port", "1-65535"],
+    );
+    assert_error(
+        &svc.replace(
+            "name: http}\n  - {port: 9081, name: http}",
+            "name: http, protocol: HTTP}",
+        ),
+        &["protocol", "TCP, UDP or SCTP"],
+    );
+    assert_error(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {}\n",
+        &["spec.ports", "at least one port"],
+    );
     assert_valid("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {clusterIP: None}\n");
 }
 
