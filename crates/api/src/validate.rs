@@ -286,9 +286,12 @@ pub fn label_key(key: &str) -> Result<(), String> {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
     };
-    let bad_prefix = |p: &str| p.is_empty() || p.len() > 253 || p.split('.').any(|l| dns1123_label(l).is_err());
+    let bad_prefix =
+        |p: &str| p.is_empty() || p.len() > 253 || p.split('.').any(|l| dns1123_label(l).is_err());
     if prefix.is_some_and(bad_prefix) {
-        return Err(format!("label key {key:?} has an invalid prefix (must be a DNS subdomain)"));
+        return Err(format!(
+            "label key {key:?} has an invalid prefix (must be a DNS subdomain)"
+        ));
     }
     if name.is_empty() || name.len() > 63 || !qualified_name(name) {
         return Err(format!(
