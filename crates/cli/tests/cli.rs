@@ -1,4 +1,5 @@
 //! The `weft` binary as users run it: exit codes, output lines, files, directories, stdin.
+#![allow(clippy::unwrap_used)] // a failed set-up step should stop the test
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
