@@ -119,8 +119,8 @@ kinds! {
         GatewayClass => crate::gateway_api::GatewayClass, "gateway.networking.k8s.io", "GatewayClass", ["v1", "v1beta1"], "gatewayclasses", ["gc"], Cluster;
         HttpRoute => crate::gateway_api::HttpRoute, "gateway.networking.k8s.io", "HTTPRoute", ["v1", "v1beta1"], "httproutes", [], Namespaced;
         GrpcRoute => crate::gateway_api::GrpcRoute, "gateway.networking.k8s.io", "GRPCRoute", ["v1", "v1alpha2"], "grpcroutes", [], Namespaced;
-        TcpRoute => crate::gateway_api::TcpRoute, "gateway.networking.k8s.io", "TCPRoute", ["v1alpha2"], "tcproutes", [], Namespaced;
-        TlsRoute => crate::gateway_api::TlsRoute, "gateway.networking.k8s.io", "TLSRoute", ["v1alpha3", "v1alpha2"], "tlsroutes", [], Namespaced;
+        TcpRoute => crate::gateway_api::TcpRoute, "gateway.networking.k8s.io", "TCPRoute", ["v1", "v1alpha2"], "tcproutes", [], Namespaced;
+        TlsRoute => crate::gateway_api::TlsRoute, "gateway.networking.k8s.io", "TLSRoute", ["v1", "v1alpha3", "v1alpha2"], "tlsroutes", [], Namespaced;
         ReferenceGrant => crate::gateway_api::ReferenceGrant, "gateway.networking.k8s.io", "ReferenceGrant", ["v1beta1", "v1alpha2"], "referencegrants", ["refgrant"], Namespaced;
     }
     kube {

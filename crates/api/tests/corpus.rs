@@ -1,7 +1,7 @@
 //! Istio's own sample configs and security-task YAML (in `shared/` beside the checkout)
 //! must load exactly as Istio accepts them: no errors, and no field the models miss.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use weft_api::{LoadOptions, Severity, load_paths};
 
@@ -16,8 +16,27 @@ fn shared(dir: &str) -> PathBuf {
     path
 }
 
+/// How many documents the files under `dir` hold (top-level `apiVersion:` lines).
+fn documents(dir: &Path) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).expect("readable corpus") {
+        let path = entry.expect("readable corpus").path();
+        if path.is_dir() {
+            count += documents(&path);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).expect("readable corpus");
+            count += text
+                .lines()
+                .filter(|l| l.starts_with("apiVersion:"))
+                .count();
+        }
+    }
+    count
+}
+
 fn assert_corpus_loads(dir: &str, at_least: usize) {
-    let loaded = load_paths(&[shared(dir)], &LoadOptions::default());
+    let root = shared(dir);
+    let loaded = load_paths(&[&root], &LoadOptions::default());
     let bad: Vec<String> = loaded
         .reports
         .iter()
@@ -31,6 +50,11 @@ fn assert_corpus_loads(dir: &str, at_least: usize) {
         "{} problems in {dir}:\n{}",
         bad.len(),
         bad.join("\n")
+    );
+    assert_eq!(
+        loaded.objects.len(),
+        documents(&root),
+        "every document of {dir} must load"
     );
     assert!(
         loaded.objects.len() >= at_least,
