@@ -1,7 +1,6 @@
 //! Tests of the Gateway and GatewayClass rules, and of the Istio samples that use the
 //! Gateway API.
 
-
 use crate::Kind;
 use crate::testing::{assert_error, assert_valid, assert_warning, problems};
 
