@@ -174,7 +174,7 @@ fn load_value(
     };
     let text = |k: &str| map.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let (api_version, kind_name) = (text("apiVersion"), text("kind"));
-    let object = Some(object_ref(&kind_name, &value, opts));
+    let object = (!kind_name.is_empty()).then(|| object_ref(&kind_name, &value, opts));
     if kind_name.ends_with("List") && map.get("items").is_some_and(Value::is_array) {
         let Some(Value::Array(items)) = map.get("items") else {
             return;
