@@ -1,0 +1,432 @@
+//! Istio's syntax checks shared by the networking kinds (hosts, `namespace/host` entries,
+//! `exportTo`, port names, addresses, label selectors), written to accept and refuse what
+//! istiod's validation accepts and refuses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use crate::common::WorkloadSelector;
+use crate::path::FieldPath;
+use crate::validate::{self, Duration, Validator};
+
+/// What makes a DNS label, as Istio checks it: 1–63 letters, digits and '-', starting and
+/// ending with a letter or digit. (Istio accepts upper case too.)
+pub(crate) fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
+/// The first label of a host, which may be `*`, or a label led by `*` or `*-` (`*foo`).
+fn is_wildcard_label(s: &str) -> bool {
+    s == "*"
+        || is_dns1123_label(s)
+        || (s.len() <= 63
+            && s.strip_prefix("*-")
+                .or_else(|| s.strip_prefix('*'))
+                .is_some_and(is_dns1123_label))
+}
+
+const LABEL_RULE: &str = "letters, digits and '-', at most 63, not starting or ending with '-'";
+
+fn domain_preconditions(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("host must not be empty".into());
+    }
+    if name.len() > 255 {
+        return Err(format!("host {name:?} is longer than 255 characters"));
+    }
+    Ok(())
+}
+
+/// The labels after the first: DNS labels, a trailing dot allowed, and a top-level domain
+/// that is not all digits.
+fn dns_labels(host: &str, rest: &str) -> Result<(), String> {
+    let parts: Vec<&str> = rest.split('.').collect();
+    let tld = parts[parts.len() - 1];
+    if !tld.is_empty() && tld.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid host {host:?}: the top-level domain {tld:?} cannot be all digits"
+        ));
+    }
+    for (i, label) in parts.iter().enumerate() {
+        if i == parts.len() - 1 && label.is_empty() {
+            break;
+        }
+        if !is_dns1123_label(label) {
+            return Err(format!(
+                "invalid host {host:?}: label {label:?} is not a DNS label ({LABEL_RULE})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A host that may be wildcarded in its first label: `reviews`, `*.example.com`, `*`.
+pub(crate) fn wildcard_domain(host: &str) -> Result<(), String> {
+    domain_preconditions(host)?;
+    let (first, rest) = match host.split_once('.') {
+        Some((f, r)) => (f, Some(r)),
+        None => (host, None),
+    };
+    if !is_wildcard_label(first) {
+        return Err(format!(
+            "invalid host {host:?}: label {first:?} is not a DNS label ({LABEL_RULE}; only the first label may be a wildcard)"
+        ));
+    }
+    match rest {
+        Some(rest) => dns_labels(host, rest),
+        None => Ok(()),
+    }
+}
+
+/// A DNS name with no wildcard (`api.example.com`, `reviews`).
+pub(crate) fn fqdn(host: &str) -> Result<(), String> {
+    domain_preconditions(host)?;
+    dns_labels(host, host)
+}
+
+/// Istio's rule that a wildcard is either `*` alone or a leading `*.`.
+pub(crate) fn partial_wildcard(host: &str) -> Result<(), String> {
+    if host.contains('*') && host != "*" && !host.starts_with("*.") {
+        Err(format!(
+            "partial wildcard {host:?} is not allowed: use \"*\" or a leading \"*.\" (e.g. \"*.example.com\")"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// A port name (`http`, `grpc-web`): a DNS label.
+pub(crate) fn port_name(name: &str) -> Result<(), String> {
+    if is_dns1123_label(name) {
+        Ok(())
+    } else if name.is_empty() {
+        Err("port name is required".into())
+    } else {
+        Err(format!("invalid port name {name:?}: {LABEL_RULE}"))
+    }
+}
+
+/// A port number, with Istio's wording.
+pub(crate) fn port(at: FieldPath, number: u32, v: &mut Validator<'_>) {
+    v.check(at, validate::port(number));
+}
+
+/// A duration Istio requires to be at least 1ms, to the millisecond.
+pub(crate) fn duration(at: FieldPath, d: Option<Duration>, v: &mut Validator<'_>) {
+    if let Some(d) = d {
+        v.check(at, validate::duration_ms(d));
+    }
+}
+
+/// An IP address (`10.0.0.1`, `::1`).
+pub(crate) fn ip_address(text: &str) -> Result<(), String> {
+    text.parse::<IpAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("{text:?} is not a valid IP address"))
+}
+
+/// An IP address or, when it has one '/', a CIDR block.
+pub(crate) fn ip_subnet(text: &str) -> Result<(), String> {
+    if text.matches('/').count() == 1 {
+        text.parse::<ipnet::IpNet>()
+            .map(|_| ())
+            .map_err(|_| format!("{text:?} is not a valid CIDR block"))
+    } else {
+        ip_address(text)
+    }
+}
+
+/// The path of a Unix domain socket after `unix://`: absolute (`/var/run/x.sock`) or
+/// abstract (`@name`), and not a directory.
+pub(crate) fn unix_address(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("unix socket path must not be empty".into());
+    }
+    if path.starts_with('@') {
+        return Ok(());
+    }
+    if !path.starts_with('/') || path.ends_with('/') {
+        return Err(format!(
+            "unix socket path {path:?} must be an absolute path to a file (e.g. unix:///var/run/app.sock) or an abstract socket (unix://@name)"
+        ));
+    }
+    Ok(())
+}
+
+/// The `unix://` prefix of socket addresses.
+pub(crate) const UNIX_PREFIX: &str = "unix://";
+
+/// Whether a string field is set (proto3 strings: empty means unset).
+pub(crate) fn set(s: &Option<String>) -> bool {
+    s.as_deref().is_some_and(|s| !s.is_empty())
+}
+
+/// `exportTo`: `.` (this namespace), `*` (every namespace), a namespace name, or on a
+/// ServiceEntry `~` (no namespace). `selector` is set for a DestinationRule with a
+/// workload selector, which may only be exported to its own namespace.
+pub(crate) fn export_to(
+    at: &FieldPath,
+    entries: &[String],
+    service_entry: bool,
+    selector: bool,
+    v: &mut Validator<'_>,
+) {
+    let own = v.namespace.to_string();
+    let mut seen = BTreeSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        let key = if e == "." { own.clone() } else { e.clone() };
+        if seen.contains(&key) {
+            let why = if e == "." || (*e == own && entries.iter().any(|x| x == ".")) {
+                format!(
+                    "duplicate exportTo entry {e:?} (\".\" and {own:?} both mean this namespace)"
+                )
+            } else {
+                format!("duplicate exportTo entry {e:?}")
+            };
+            v.error(at.index(i), why);
+            continue;
+        }
+        match export_entry(e, service_entry) {
+            Ok(()) => {
+                seen.insert(key);
+            }
+            Err(why) => v.error(at.index(i), why),
+        }
+    }
+    if selector && !seen.is_empty() {
+        if !seen.contains(&own) {
+            v.error(at.clone(), "a DestinationRule with a workloadSelector can only be exported to its own namespace (\".\")");
+        } else if seen.len() > 1 {
+            v.error(at.clone(), "a DestinationRule with a workloadSelector cannot be exported to more than its own namespace");
+        }
+    }
+    if seen.contains("*") && entries.len() > 1 {
+        v.error(
+            at.clone(),
+            "\"*\" (every namespace) cannot be combined with other exportTo entries",
+        );
+    }
+    if seen.contains("~") && entries.len() > 1 {
+        v.error(
+            at.clone(),
+            "\"~\" (no namespace) cannot be combined with other exportTo entries",
+        );
+    }
+}
+
+/// One `exportTo` entry on its own.
+fn export_entry(e: &str, service_entry: bool) -> Result<(), String> {
+    match e {
+        "." | "*" => Ok(()),
+        "~" if service_entry => Ok(()),
+        "~" => Err("exportTo \"~\" (no namespace) is only allowed on a ServiceEntry".into()),
+        ns if is_dns1123_label(ns) => Ok(()),
+        _ => Err(format!(
+            "invalid exportTo entry {e:?}: use \".\" (this namespace), \"*\" (every namespace) or a namespace name"
+        )),
+    }
+}
+
+/// A host entry of a Gateway server or a Sidecar egress listener: `namespace/dnsName`
+/// (`istio-system/*`, `./reviews.default.svc.cluster.local`, `*/*.example.com`). A Gateway
+/// may omit the namespace, and may name an IP address.
+pub(crate) fn namespace_slash_host(host: &str, gateway: bool) -> Vec<String> {
+    let Some((ns, name)) = host.split_once('/') else {
+        if gateway {
+            return host_part(host, true);
+        }
+        return vec![format!(
+            "host {host:?} must be of the form namespace/dnsName (e.g. \"./reviews.default.svc.cluster.local\", \"istio-system/*\")"
+        )];
+    };
+    let mut errs = Vec::new();
+    if ns.is_empty() || name.is_empty() {
+        errs.push(format!(
+            "host {host:?}: the namespace and the dnsName of namespace/dnsName must not be empty"
+        ));
+    }
+    let ns_ok = ns == "*" || ns == "." || (!gateway && ns == "~") || is_dns1123_label(ns);
+    if !ns.is_empty() && !ns_ok {
+        let allowed = if gateway {
+            "\"*\", \".\" or a namespace name"
+        } else {
+            "\"*\", \".\", \"~\" or a namespace name"
+        };
+        errs.push(format!(
+            "host {host:?}: invalid namespace {ns:?} (use {allowed})"
+        ));
+    }
+    if !name.is_empty() {
+        errs.extend(host_part(name, gateway));
+    }
+    errs
+}
+
+fn host_part(name: &str, gateway: bool) -> Vec<String> {
+    let mut errs = Vec::new();
+    if name != "*" && !name.contains('.') {
+        let example = if gateway {
+            format!("{name}.example.com")
+        } else {
+            format!("{name}.default.svc.cluster.local")
+        };
+        errs.push(format!(
+            "short host name {name:?} is not allowed here: write the fully qualified name (e.g. {example:?})"
+        ));
+    }
+    // A Gateway may name an IP address instead of a host.
+    if let Err(e) = wildcard_domain(name)
+        && !(gateway && name.parse::<IpAddr>().is_ok())
+    {
+        errs.push(e);
+    }
+    if let Err(e) = partial_wildcard(name) {
+        errs.push(e);
+    }
+    errs
+}
+
+/// `workloadSelector: {labels: ...}` (the networking kinds' form, with `labels` rather
+/// than `matchLabels`). Istio refuses empty keys and wildcards; an empty selector selects
+/// every workload of the namespace, which Istio accepts with a warning.
+pub(crate) fn labels_selector(
+    at: &FieldPath,
+    labels: &BTreeMap<String, String>,
+    what: &str,
+    v: &mut Validator<'_>,
+) {
+    let at = at.key("labels");
+    for (k, val) in labels {
+        if k.is_empty() {
+            v.error(
+                at.clone(),
+                format!("empty label key in selector (\"{k}={val}\")"),
+            );
+        }
+        if k.contains('*') || val.contains('*') {
+            v.error(
+                at.key(k),
+                format!("wildcards are not supported in selectors: \"{k}={val}\""),
+            );
+        }
+    }
+    if labels.is_empty() {
+        v.warn(
+            at,
+            format!("workload selector has no labels: the {what} applies to every workload in the namespace"),
+        );
+    }
+}
+
+/// `selector: {matchLabels: ...}` with Istio's warning for an empty selector.
+pub(crate) fn match_labels_selector(
+    at: &FieldPath,
+    selector: &WorkloadSelector,
+    what: &str,
+    v: &mut Validator<'_>,
+) {
+    use crate::validate::Validate;
+    selector.validate(at, v);
+    if selector.match_labels.is_empty() {
+        v.warn(
+            at.key("matchLabels"),
+            format!("workload selector has no labels: the {what} applies to every workload in the namespace"),
+        );
+    }
+}
+
+/// Test support: every problem reported for the `networking.istio.io` objects of `kind`
+/// in Istio's sample configs and security examples (the corpus that must load cleanly),
+/// and how many such objects there are.
+#[cfg(test)]
+pub(crate) fn corpus_problems(kind: &str) -> (usize, Vec<String>) {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use crate::load::{LoadOptions, Loaded, load_str};
+    let mut out = Loaded::default();
+    let mut files = Vec::new();
+    let mut dirs = vec![
+        Path::new("/work/shared/istio-samples/samples").to_path_buf(),
+        Path::new("/work/shared/istio-security").to_path_buf(),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                files.push(p);
+            }
+        }
+    }
+    let wanted = format!("kind: {kind}\n");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for doc in crate::yaml::split_documents(&text) {
+            if doc.text.contains("apiVersion: networking.istio.io/") && doc.text.contains(&wanted) {
+                load_str(
+                    doc.text,
+                    Arc::from(file.as_path()),
+                    &LoadOptions::default(),
+                    &mut out,
+                );
+            }
+        }
+    }
+    let problems = out.reports.iter().map(ToString::to_string).collect();
+    (out.objects.len(), problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_follow_istio() {
+        for ok in [
+            "reviews",
+            "*.example.com",
+            "*",
+            "*x",
+            "*-x.io",
+            "ISTIOD-HOST.DOMAIN",
+            "a.b.",
+        ] {
+            assert!(wildcard_domain(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "a..b", "foo*.com", "a.*.com", "a_b.com", "10.0.0.1", "-a",
+        ] {
+            assert!(wildcard_domain(bad).is_err(), "{bad:?}");
+        }
+        assert!(fqdn("api.example.com").is_ok() && fqdn("*.example.com").is_err());
+        assert!(partial_wildcard("*x").is_err() && partial_wildcard("*.x").is_ok());
+    }
+
+    #[test]
+    fn namespace_hosts() {
+        assert!(namespace_slash_host("istio-system/*", false).is_empty());
+        assert!(namespace_slash_host("./reviews.default.svc.cluster.local", false).is_empty());
+        assert!(namespace_slash_host("~/*", false).is_empty());
+        assert!(!namespace_slash_host("~/*", true).is_empty());
+        assert!(!namespace_slash_host("reviews.default.svc", false).is_empty());
+        assert!(namespace_slash_host("*.local", true).is_empty());
+        assert!(namespace_slash_host("10.0.0.1", true).is_empty());
+        assert!(!namespace_slash_host("ns/reviews", true).is_empty());
+        assert!(!namespace_slash_host("Bad_ns/*", false).is_empty());
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(ip_subnet("10.0.0.0/8").is_ok() && ip_subnet("001:db8::").is_ok());
+        assert!(ip_subnet("1.2.3.4/99").is_err() && ip_subnet("a/b/c").is_err());
+        assert!(unix_address("/var/run/a.sock").is_ok() && unix_address("@abs").is_ok());
+        assert!(unix_address("rel").is_err() && unix_address("/dir/").is_err());
+    }
+}
