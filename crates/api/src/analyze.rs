@@ -57,8 +57,24 @@ pub(crate) struct Findings(Vec<Report>);
 
 impl Findings {
     /// Records a finding about one field of an object.
-    pub(crate) fn add(&mut self, object: &Object, at: FieldPath, severity: Severity, code: &'static str, message: String) {
-        self.push(object, Diagnostic { severity, code: Some(code), path: at, message, hint: None });
+    pub(crate) fn add(
+        &mut self,
+        object: &Object,
+        at: FieldPath,
+        severity: Severity,
+        code: &'static str,
+        message: String,
+    ) {
+        self.push(
+            object,
+            Diagnostic {
+                severity,
+                code: Some(code),
+                path: at,
+                message,
+                hint: None,
+            },
+        );
     }
 
     /// Records a finding with advice on how to fix it.
@@ -72,12 +88,25 @@ impl Findings {
         hint: impl Into<String>,
     ) {
         let hint = Some(hint.into());
-        self.push(object, Diagnostic { severity, code: Some(code), path: at, message, hint });
+        self.push(
+            object,
+            Diagnostic {
+                severity,
+                code: Some(code),
+                path: at,
+                message,
+                hint,
+            },
+        );
     }
 
     pub(crate) fn push(&mut self, object: &Object, diagnostic: Diagnostic) {
         let location = object.source.locate(&diagnostic.path);
-        self.0.push(Report { location, object: Some(object.object_ref()), diagnostic });
+        self.0.push(Report {
+            location,
+            object: Some(object.object_ref()),
+            diagnostic,
+        });
     }
 }
 
@@ -88,9 +117,15 @@ fn duplicates(objects: &[Object], out: &mut Findings) {
     for object in objects {
         let key = (object.kind, object.namespace(), object.name());
         if let Some(first) = seen.insert(key, object) {
-            let message = format!("defined again at {}; the later definition replaces this one", object.source.location);
+            let message = format!(
+                "defined again at {}; the later definition replaces this one",
+                object.source.location
+            );
             let hint = "give one of them another name, or keep only one";
-            out.push(first, Diagnostic::warning(FieldPath::of("metadata").key("name"), message).with_hint(hint));
+            out.push(
+                first,
+                Diagnostic::warning(FieldPath::of("metadata").key("name"), message).with_hint(hint),
+            );
         }
     }
 }

@@ -43,7 +43,11 @@ fn load_corpus(dir: &str) -> Corpus {
     let mut files = Vec::new();
     yaml_files(&shared(dir), &mut files);
     files.sort();
-    let mut corpus = Corpus { loaded: Loaded::default(), documents: 0, fragments: 0 };
+    let mut corpus = Corpus {
+        loaded: Loaded::default(),
+        documents: 0,
+        fragments: 0,
+    };
     for file in files {
         let text = std::fs::read_to_string(&file).expect("readable corpus");
         if text.contains("# kinds: none (fragment)") {
@@ -51,8 +55,16 @@ fn load_corpus(dir: &str) -> Corpus {
             continue;
         }
         let text = text.replace("$CLIENT_IP", "203.0.113.7");
-        corpus.documents += text.lines().filter(|l| l.starts_with("apiVersion:")).count();
-        load_str(&text, Arc::from(file.as_path()), &LoadOptions::default(), &mut corpus.loaded);
+        corpus.documents += text
+            .lines()
+            .filter(|l| l.starts_with("apiVersion:"))
+            .count();
+        load_str(
+            &text,
+            Arc::from(file.as_path()),
+            &LoadOptions::default(),
+            &mut corpus.loaded,
+        );
     }
     corpus
 }
@@ -62,24 +74,46 @@ fn assert_loads_cleanly(dir: &str, corpus: &Corpus) {
         .loaded
         .reports
         .iter()
-        .filter(|r| r.severity() == Severity::Error || r.diagnostic.message.starts_with("unknown field"))
+        .filter(|r| {
+            r.severity() == Severity::Error || r.diagnostic.message.starts_with("unknown field")
+        })
         .map(ToString::to_string)
         .collect();
-    assert!(bad.is_empty(), "{} problems in {dir}:\n{}", bad.len(), bad.join("\n"));
-    assert_eq!(corpus.loaded.objects.len(), corpus.documents, "every document of {dir} must load");
+    assert!(
+        bad.is_empty(),
+        "{} problems in {dir}:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+    assert_eq!(
+        corpus.loaded.objects.len(),
+        corpus.documents,
+        "every document of {dir} must load"
+    );
 }
 
 #[test]
 fn istio_samples_load_without_errors() {
     let corpus = load_corpus("istio-samples/samples");
     assert_loads_cleanly("istio-samples", &corpus);
-    assert!(corpus.documents >= 95, "only {} documents found", corpus.documents);
+    assert!(
+        corpus.documents >= 95,
+        "only {} documents found",
+        corpus.documents
+    );
 }
 
 #[test]
 fn istio_security_tasks_load_without_errors() {
     let corpus = load_corpus("istio-security/tasks");
     assert_loads_cleanly("istio-security", &corpus);
-    assert!(corpus.documents >= 85, "only {} documents found", corpus.documents);
-    assert_eq!(corpus.fragments, 11, "fragments are skipped here, and only those");
+    assert!(
+        corpus.documents >= 85,
+        "only {} documents found",
+        corpus.documents
+    );
+    assert_eq!(
+        corpus.fragments, 11,
+        "fragments are skipped here, and only those"
+    );
 }

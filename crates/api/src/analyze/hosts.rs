@@ -61,14 +61,17 @@ impl<'a> Index<'a> {
                 Spec::Service(svc) => {
                     let ports = svc.spec.iter().flat_map(|s| s.ports.iter().flatten());
                     let ports = ports.filter_map(|p| u32::try_from(p.port).ok()).collect();
-                    index.services.insert(fqdn(o.name(), ns), ServiceInfo { ports });
+                    index
+                        .services
+                        .insert(fqdn(o.name(), ns), ServiceInfo { ports });
                 }
                 Spec::ServiceEntry(se) => {
                     for host in &se.hosts {
                         if host.starts_with('*') {
                             index.wildcard_services.push(host.to_ascii_lowercase());
                         } else {
-                            let entry = index.services.entry(host.to_ascii_lowercase()).or_default();
+                            let entry =
+                                index.services.entry(host.to_ascii_lowercase()).or_default();
                             entry.ports.extend(se.ports.iter().map(|p| p.number));
                         }
                     }
@@ -81,7 +84,11 @@ impl<'a> Index<'a> {
                 }
                 Spec::DestinationRule(dr) => {
                     let names = dr.subsets.iter().map(|s| s.name.clone());
-                    index.subsets.entry(fqdn(&dr.host, ns)).or_default().extend(names);
+                    index
+                        .subsets
+                        .entry(fqdn(&dr.host, ns))
+                        .or_default()
+                        .extend(names);
                 }
                 _ => {}
             }
@@ -96,20 +103,25 @@ impl<'a> Index<'a> {
 
     /// Whether a service or ServiceEntry (possibly a wildcard one) covers `host`.
     pub fn has_host(&self, host: &str) -> bool {
-        self.services.contains_key(host) || self.wildcard_services.iter().any(|w| host_matches(w, host))
+        self.services.contains_key(host)
+            || self.wildcard_services.iter().any(|w| host_matches(w, host))
     }
 
     /// Whether some service's host is covered by the wildcard `pattern` (for a
     /// DestinationRule such as `*.example.com`).
     pub fn covers_any(&self, pattern: &str) -> bool {
-        self.services.keys().any(|h| host_matches(pattern, h)) || self.wildcard_services.iter().any(|w| w == pattern)
+        self.services.keys().any(|h| host_matches(pattern, h))
+            || self.wildcard_services.iter().any(|w| w == pattern)
     }
 
     /// A known service whose fully-qualified name starts with `host` (`reviews.default`
     /// -> `reviews.default.svc.cluster.local`), to suggest when `host` is not found.
     pub fn suggest(&self, host: &str) -> Option<&str> {
         let prefix = format!("{host}.");
-        self.services.keys().find(|h| h.starts_with(&prefix)).map(String::as_str)
+        self.services
+            .keys()
+            .find(|h| h.starts_with(&prefix))
+            .map(String::as_str)
     }
 
     /// The Istio Gateway named `namespace/name`.
@@ -123,6 +135,8 @@ impl<'a> Index<'a> {
 
     /// Whether a DestinationRule for `host` defines `subset`.
     pub fn has_subset(&self, host: &str, subset: &str) -> bool {
-        self.subsets.iter().any(|(h, names)| host_matches(h, host) && names.contains(subset))
+        self.subsets
+            .iter()
+            .any(|(h, names)| host_matches(h, host) && names.contains(subset))
     }
 }
