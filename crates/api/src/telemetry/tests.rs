@@ -1,6 +1,6 @@
 use crate::kind::Spec;
-use crate::security::request_authentication::scope::corpus;
 use crate::telemetry::{IstioMetric, TagOperation, WorkloadMode};
+use crate::testing::corpus;
 use crate::testing::*;
 
 fn telemetry(spec: &str) -> String {
@@ -40,7 +40,7 @@ fn every_section_decodes() {
 
 #[test]
 fn open_telemetry_samples_load_cleanly() {
-    let loaded = corpus::load_dir(&format!("{}/open-telemetry", corpus::SAMPLES), |p| {
+    let loaded = corpus::load_dir(&format!("{}/open-telemetry", corpus::samples()), |p| {
         p.file_name().is_some_and(|n| n == "telemetry.yaml")
     });
     let (count, bad) = corpus::check(&loaded, "Telemetry");

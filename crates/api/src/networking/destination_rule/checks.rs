@@ -352,8 +352,8 @@ pub(crate) fn corpus_problems(kind: &str) -> (usize, Vec<String>) {
     let mut out = Loaded::default();
     let mut files = Vec::new();
     let mut dirs = vec![
-        Path::new("/work/shared/istio-samples/samples").to_path_buf(),
-        Path::new("/work/shared/istio-security").to_path_buf(),
+        Path::new(&crate::testing::shared("istio-samples/samples")).to_path_buf(),
+        Path::new(&crate::testing::shared("istio-security")).to_path_buf(),
     ];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

@@ -47,10 +47,10 @@ fn files_with_virtual_services(dir: &Path, out: &mut Vec<PathBuf>) {
 fn istio_samples_and_security_tasks_load_cleanly() {
     let mut files = Vec::new();
     for dir in [
-        "/work/shared/istio-samples/samples",
-        "/work/shared/istio-security/tasks",
+        crate::testing::shared("istio-samples/samples"),
+        crate::testing::shared("istio-security/tasks"),
     ] {
-        files_with_virtual_services(Path::new(dir), &mut files);
+        files_with_virtual_services(Path::new(&dir), &mut files);
     }
     assert!(files.len() >= 25, "found only {} files", files.len());
     let loaded = load_paths(&files, &LoadOptions::default());

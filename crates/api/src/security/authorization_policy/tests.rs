@@ -1,6 +1,6 @@
 use crate::kind::Spec;
 use crate::security::authorization_policy::Action;
-use crate::security::request_authentication::scope::corpus;
+use crate::testing::corpus;
 use crate::testing::*;
 
 fn ap_in(namespace: &str, spec: &str) -> String {
@@ -470,7 +470,7 @@ fn reference_page_fragments_load_inside_a_policy() {
     let body = |name: &str| {
         let text = std::fs::read_to_string(format!(
             "{}/ref-authorization-policy/{name}",
-            corpus::SECURITY_TASKS
+            corpus::security_tasks()
         ))
         .expect("fragment");
         text.split("\n---\n")
@@ -488,7 +488,7 @@ fn reference_page_fragments_load_inside_a_policy() {
 
 #[test]
 fn security_task_corpus_loads_cleanly() {
-    let loaded = corpus::load_dir(corpus::SECURITY_TASKS, |_| true);
+    let loaded = corpus::load_dir(&corpus::security_tasks(), |_| true);
     let (count, bad) = corpus::check(&loaded, "AuthorizationPolicy");
     assert!(count >= 50, "only {count} AuthorizationPolicies loaded");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -496,7 +496,7 @@ fn security_task_corpus_loads_cleanly() {
 
 #[test]
 fn tcp_task_deny_policy_gets_istios_warning() {
-    let loaded = corpus::load_dir(corpus::SECURITY_TASKS, |p| {
+    let loaded = corpus::load_dir(&corpus::security_tasks(), |p| {
         p.ends_with("authz-tcp/03-ap-tcp-policy-deny-get.yaml")
     });
     assert!(!loaded.has_errors());

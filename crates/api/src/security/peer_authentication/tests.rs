@@ -1,6 +1,6 @@
 use crate::kind::Spec;
 use crate::security::peer_authentication::MtlsMode;
-use crate::security::request_authentication::scope::corpus;
+use crate::testing::corpus;
 use crate::testing::*;
 
 fn pa(spec: &str) -> String {
@@ -123,7 +123,7 @@ fn peer_authentication_has_no_target_ref() {
 
 #[test]
 fn security_task_corpus_loads_cleanly() {
-    let loaded = corpus::load_dir(corpus::SECURITY_TASKS, |_| true);
+    let loaded = corpus::load_dir(&corpus::security_tasks(), |_| true);
     let (count, bad) = corpus::check(&loaded, "PeerAuthentication");
     assert!(count >= 15, "only {count} PeerAuthentications loaded");
     assert!(bad.is_empty(), "{}", bad.join("\n"));

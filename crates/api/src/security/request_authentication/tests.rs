@@ -1,8 +1,7 @@
 use crate::kind::Spec;
-use crate::security::request_authentication::scope::corpus;
+use crate::testing::corpus;
 use crate::testing::*;
 
-const JWT_DIR: &str = "/work/shared/istio-security/jwt";
 const JWKS_URI: &str =
     "https://raw.githubusercontent.com/istio/istio/master/security/tools/jwt/samples/jwks.json";
 
@@ -50,7 +49,7 @@ fn every_jwt_rule_field_decodes() {
 
 #[test]
 fn inline_jwks_from_the_jwt_samples_is_accepted() {
-    let jwks = std::fs::read_to_string(format!("{JWT_DIR}/jwks.json")).expect("jwks.json");
+    let jwks = std::fs::read_to_string(shared("istio-security/jwt/jwks.json")).expect("jwks.json");
     let block: String = jwks.lines().map(|l| format!("  {l}\n")).collect();
     assert_valid(&rule(&format!(
         "issuer: testing@secure.istio.io\njwks: |\n{block}"
@@ -161,7 +160,7 @@ fn an_audience_folded_by_yaml_warns() {
     // The istio.io reference example: the second line continues the first item.
     let text = std::fs::read_to_string(format!(
         "{}/ref-request-authentication/06-fragment-jwtrule-issuer-audiences-oidc.yaml",
-        corpus::SECURITY_TASKS
+        corpus::security_tasks()
     ))
     .expect("fragment");
     let body = text.split("\n---\n").nth(1).expect("fragment body");
@@ -344,7 +343,7 @@ fn misindented_course_example_is_refused() {
 
 #[test]
 fn security_task_corpus_loads_cleanly() {
-    let loaded = corpus::load_dir(corpus::SECURITY_TASKS, |_| true);
+    let loaded = corpus::load_dir(&corpus::security_tasks(), |_| true);
     let (count, bad) = corpus::check(&loaded, "RequestAuthentication");
     assert!(count >= 8, "only {count} RequestAuthentications loaded");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
@@ -359,7 +358,7 @@ fn valid_jwt_rule_fragments_of_the_reference_page_load() {
     ] {
         let text = std::fs::read_to_string(format!(
             "{}/ref-request-authentication/{name}",
-            corpus::SECURITY_TASKS
+            corpus::security_tasks()
         ))
         .expect("fragment");
         let body = text.split("\n---\n").nth(1).expect("fragment body");
