@@ -434,11 +434,13 @@ fn hosts_overlap(a: &str, b: &str) -> bool {
     host_matches(&a, &b) || host_matches(&b, &a)
 }
 
+/// A Sidecar's namespace and its workload selector's labels (`None`: the whole namespace).
+type SidecarScope<'a> = (&'a str, Option<&'a BTreeMap<String, String>>);
+
 /// At most one Sidecar per namespace without a workload selector, and no two Sidecars
 /// selecting the same workloads.
 pub(super) fn sidecar_selectors(objects: &[Object], out: &mut Findings) {
-    let mut by_selector: BTreeMap<(&str, Option<&BTreeMap<String, String>>), Vec<&Object>> =
-        BTreeMap::new();
+    let mut by_selector: BTreeMap<SidecarScope<'_>, Vec<&Object>> = BTreeMap::new();
     for o in objects {
         let Spec::Sidecar(sidecar) = &o.spec else {
             continue;
