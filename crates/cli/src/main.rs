@@ -1,6 +1,7 @@
 //! `weft`: the one binary of the Weft service mesh. Subcommands wire the crates together.
 
 mod check;
+mod proxy;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ enum Command {
     Validate(check::ValidateArgs),
     /// Validate config and check objects against each other (like `istioctl analyze`).
     Analyze(check::AnalyzeArgs),
+    /// Run a proxy (the data plane). Today: a gateway serving a directory of config.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => check::validate(&args),
         Command::Analyze(args) => check::analyze(&args),
+        Command::Proxy(args) => proxy::run(args),
     };
     match result {
         Ok(code) => code,

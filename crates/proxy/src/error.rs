@@ -1,0 +1,67 @@
+//! Errors the proxy answers itself, with the status code and Envoy response flag each
+//! maps to, in one place (metrics and access logs will read the same flag).
+
+use std::fmt;
+
+/// Why the proxy answered a request itself rather than with the upstream's response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyError {
+    /// No virtual host or route matched (`NR`).
+    NoRoute(String),
+    /// The route's cluster does not exist: unknown service, port or subset (`NC`).
+    NoCluster(String),
+    /// The cluster has no endpoint to send to (`UH`).
+    NoHealthyUpstream(String),
+    /// Connecting to the chosen endpoint failed (`UF`).
+    ConnectFailure(String),
+    /// The upstream connection failed after it was made (`UC`).
+    UpstreamReset(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            ProxyError::NoRoute(_) => http::StatusCode::NOT_FOUND,
+            _ => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Envoy's response flag.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute(_) => "NR",
+            ProxyError::NoCluster(_) => "NC",
+            ProxyError::NoHealthyUpstream(_) => "UH",
+            ProxyError::ConnectFailure(_) => "UF",
+            ProxyError::UpstreamReset(_) => "UC",
+        }
+    }
+
+    /// The body Envoy sends with this error (empty for `NR`, as Envoy's).
+    pub fn body(&self) -> &'static str {
+        match self {
+            ProxyError::NoRoute(_) => "",
+            ProxyError::NoCluster(_) | ProxyError::NoHealthyUpstream(_) => "no healthy upstream",
+            ProxyError::ConnectFailure(_) | ProxyError::UpstreamReset(_) => {
+                "upstream connect error or disconnect/reset before headers"
+            }
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match self {
+            ProxyError::NoRoute(d)
+            | ProxyError::NoCluster(d)
+            | ProxyError::NoHealthyUpstream(d)
+            | ProxyError::ConnectFailure(d)
+            | ProxyError::UpstreamReset(d) => d,
+        }
+    }
+}
+
+impl fmt::Display for ProxyError {
+    /// `UH: no endpoint in outbound|9080|v1|reviews...`: what `x-weft-reason` carries.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag(), self.detail())
+    }
+}

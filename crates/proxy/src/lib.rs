@@ -1,0 +1,15 @@
+//! Weft's proxy: the data plane. It compiles the Istio config it is given into immutable
+//! tables (listeners, virtual hosts, routes, clusters), swaps them in one step when the
+//! config changes, and serves every request from the tables it started with.
+
+pub mod admin;
+pub mod cluster;
+pub mod error;
+pub mod http;
+pub mod registry;
+pub mod route;
+pub mod run;
+pub mod tables;
+
+pub use run::{ProxyOptions, run};
+pub use tables::{ProxyIdentity, Tables};

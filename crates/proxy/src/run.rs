@@ -1,0 +1,149 @@
+//! Running a proxy: load config from a directory (re-read when it changes), keep one
+//! listener task per port the tables name, serve the admin API, stop on request.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use weft_api::{LoadOptions, Severity};
+
+use crate::http::Shared;
+use crate::tables::{ProxyIdentity, Tables};
+
+/// How to run a gateway proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// A directory of YAML (Gateway, VirtualService, DestinationRule, ServiceEntry,
+    /// WorkloadEntry) the proxy serves, re-read when a file changes.
+    pub config_dir: PathBuf,
+    pub identity: ProxyIdentity,
+    /// The address gateway ports are opened on.
+    pub listen_address: IpAddr,
+    pub admin: SocketAddr,
+    /// How often the directory is checked for changes.
+    pub poll: Duration,
+}
+
+/// Runs until `shutdown` resolves or the admin API is asked to quit.
+pub async fn run(
+    opts: ProxyOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let (tables, mut stamp) = load(&opts, 1);
+    let shared = Shared::new(tables);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let admin = TcpListener::bind(opts.admin).await?;
+    tracing::info!(admin = %admin.local_addr()?, "admin listening");
+    let admin_task = tokio::spawn(crate::admin::serve(admin, shared.clone(), stop_tx));
+    let mut listeners: HashMap<u16, JoinHandle<()>> = HashMap::new();
+    reconcile(&opts, &shared, &mut listeners).await;
+    let mut version = 1;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = stop_rx.changed() => break,
+            _ = tokio::time::sleep(opts.poll) => {
+                let now = fingerprint(&opts.config_dir);
+                if now != stamp {
+                    version += 1;
+                    let (tables, new_stamp) = load(&opts, version);
+                    stamp = new_stamp;
+                    shared.tables.store(Arc::new(tables));
+                    reconcile(&opts, &shared, &mut listeners).await;
+                }
+            }
+        }
+    }
+    for (_, task) in listeners {
+        task.abort();
+    }
+    admin_task.abort();
+    Ok(())
+}
+
+/// Opens listeners for ports the tables gained, closes those of ports they lost.
+async fn reconcile(
+    opts: &ProxyOptions,
+    shared: &Arc<Shared>,
+    listeners: &mut HashMap<u16, JoinHandle<()>>,
+) {
+    let wanted: Vec<u16> = shared.tables.load().listeners.keys().copied().collect();
+    listeners.retain(|port, task| {
+        let keep = wanted.contains(port);
+        if !keep {
+            task.abort();
+        }
+        keep
+    });
+    for port in wanted {
+        if listeners.contains_key(&port) {
+            continue;
+        }
+        match TcpListener::bind((opts.listen_address, port)).await {
+            Ok(l) => {
+                tracing::info!(address = %opts.listen_address, port, "listening");
+                listeners.insert(
+                    port,
+                    tokio::spawn(crate::http::serve(l, port, shared.clone())),
+                );
+            }
+            Err(e) => tracing::error!(port, error = %e, "cannot listen on the gateway port"),
+        }
+    }
+}
+
+type Stamp = BTreeMap<PathBuf, (SystemTime, u64)>;
+
+/// File names, modification times and sizes: a change in any means a reload.
+fn fingerprint(dir: &std::path::Path) -> Stamp {
+    let mut out = Stamp::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => dirs.push(path),
+                Ok(m) => {
+                    out.insert(
+                        path,
+                        (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()),
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// Loads and compiles the directory; refused objects are logged and left out, the rest
+/// is served.
+fn load(opts: &ProxyOptions, version: u64) -> (Tables, Stamp) {
+    let stamp = fingerprint(&opts.config_dir);
+    let loaded = weft_api::load_paths(&[&opts.config_dir], &LoadOptions::default());
+    for report in loaded
+        .reports
+        .iter()
+        .filter(|r| r.severity() == Severity::Error)
+    {
+        tracing::warn!(%report, "config refused");
+    }
+    let tables = Tables::for_gateway(&loaded.objects, &opts.identity, version);
+    for reason in &tables.rejected {
+        tracing::warn!(%reason, "config not served");
+    }
+    tracing::info!(
+        version,
+        objects = loaded.objects.len(),
+        listeners = tables.listeners.len(),
+        clusters = tables.clusters.len(),
+        "config loaded"
+    );
+    (tables, stamp)
+}
