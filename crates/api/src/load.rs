@@ -270,10 +270,15 @@ pub(crate) fn decode_and_validate(
     let mut unknown = Vec::new();
     let mut pruned = raw.clone();
     // Models that deny unknown fields stop at the first; note it, drop it, decode again.
+    // A known field written with no value (`route:`) is unset, as the Kubernetes API
+    // server prunes such nulls: drop it and decode again.
     let decoded = loop {
         unknown.clear();
         match decode_spec(kind, &pruned, &mut |p| unknown.push(p)) {
             Ok(ok) => break Some(ok),
+            Err(e)
+                if e.message.starts_with("invalid type: null")
+                    && remove_null(&mut pruned, &e.path) => {}
             Err(e) => match unknown_field(&e) {
                 Some((container, field, expected))
                     if remove_field(&mut pruned, &e.path, &field) =>
@@ -333,6 +338,35 @@ pub(crate) fn decode_and_validate(
     object.spec.validate(&mut v);
     diagnostics.extend(v.into_diagnostics());
     (Some(object), diagnostics)
+}
+
+/// Removes the null map entry at `path`; false when there is none to remove.
+fn remove_null(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key: last }, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for seg in parents {
+        node = match (seg, node) {
+            (Segment::Seq { index }, Value::Array(items)) => match items.get_mut(*index) {
+                Some(n) => n,
+                None => return false,
+            },
+            (Segment::Map { key }, Value::Object(map)) => match map.get_mut(key) {
+                Some(n) => n,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match node {
+        Value::Object(map) if map.get(last).is_some_and(Value::is_null) => {
+            map.remove(last).is_some()
+        }
+        _ => false,
+    }
 }
 
 fn validate_metadata(object: &Object, v: &mut Validator<'_>) {

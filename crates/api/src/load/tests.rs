@@ -202,3 +202,19 @@ fn suggestions_for_misspelt_names() {
     assert_eq!(did_you_mean("gatways", &known), Some("gateways"));
     assert_eq!(did_you_mean("tcp", &known), None);
 }
+
+#[test]
+fn a_known_field_without_a_value_is_unset_as_the_api_server_prunes_it() {
+    // `selector:` with nothing under it is no selector; `metadata:` with nothing is no name.
+    let loaded = assert_valid(&SERVICE.replace("  selector:\n    app: reviews\n", "  selector:\n"));
+    assert_eq!(loaded.objects.len(), 1);
+    assert_error(
+        "apiVersion: v1\nkind: Service\nmetadata:\nspec:\n  ports: [{port: 80}]\n",
+        &["metadata.name", "required"],
+    );
+    // An unknown field stays unknown whatever its value.
+    assert_warning(
+        &SERVICE.replace("  selector:\n    app: reviews\n", "  selectr:\n"),
+        &["spec.selectr", "unknown field"],
+    );
+}

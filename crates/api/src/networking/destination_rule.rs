@@ -191,10 +191,10 @@ impl Subset {
                     stray[0]
                 ),
             );
-        } else if self.labels_is_null {
+        } else if self.labels.is_empty() {
             v.warn(
                 at.key("labels"),
-                "\"labels:\" has no value: the subset selects every endpoint of the host",
+                "the subset has no labels: it selects every endpoint of the host",
             );
         }
     }
