@@ -351,14 +351,24 @@ fn authority_of<B>(req: &Request<B>) -> &str {
         .unwrap_or("")
 }
 
+/// Envoy's redirect: the request's host keeps its port unless the redirect names a port
+/// (or leaves plain HTTP's `:80` for another scheme); a new path without a query keeps
+/// the request's query.
 fn redirect(r: &Redirect, authority: &str, path: &str) -> Response<Body> {
     let scheme = r.scheme.as_deref().unwrap_or("http");
-    let host = r
-        .authority
-        .as_deref()
-        .unwrap_or_else(|| crate::route::strip_port(authority));
+    let host = match &r.authority {
+        Some(a) => a.as_str(),
+        None if r.port.is_some() || (scheme != "http" && authority.ends_with(":80")) => {
+            crate::route::strip_port(authority)
+        }
+        None => authority,
+    };
     let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
-    let path = r.path.as_deref().unwrap_or(path);
+    let path = match (&r.path, path.split_once('?')) {
+        (Some(new), Some((_, query))) if !new.contains('?') => format!("{new}?{query}"),
+        (Some(new), _) => new.clone(),
+        (None, _) => path.to_string(),
+    };
     let mut resp = local_reply(
         StatusCode::from_u16(r.status).unwrap_or(StatusCode::MOVED_PERMANENTLY),
         "",

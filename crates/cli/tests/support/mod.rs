@@ -1,0 +1,382 @@
+//! Shared pieces of the end-to-end tests: a temp dir per test, echo backends, the `weft
+//! proxy` child process, curl as the client, and waiting for a condition with a deadline.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// How long start-up and config reloads may take before a test gives up.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A directory removed when dropped: `config/` is what the proxy serves, the proxy's log
+/// sits beside it (inside, every log line would look like a config change).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh directory named after the test, unique within this run.
+    pub fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("weft-gateway-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).expect("create the test's temp dir");
+        TempDir(dir)
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.0.join("config")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.0.join("proxy.log")
+    }
+
+    /// Writes (or replaces) a config file. The new text goes to a temporary name first
+    /// and is renamed in place, so the proxy never reads a half-written file.
+    pub fn write(&self, file: &str, text: &str) {
+        let path = self.config_dir().join(file);
+        let tmp = self.0.join(format!("{file}.tmp"));
+        std::fs::write(&tmp, text).expect("write a config file");
+        std::fs::rename(&tmp, &path).expect("move a config file into place");
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A port nothing listens on right now (the OS's pick; free again once returned).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A port that refuses connections for as long as the returned socket lives: bound, so
+/// nothing else can take it, but not listening.
+pub fn closed_port() -> (u16, socket2::Socket) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("a TCP socket");
+    let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    socket.bind(&any.into()).expect("bind 127.0.0.1:0");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("the bound address")
+        .port();
+    (port, socket)
+}
+
+/// Calls `check` every 50 ms until it returns `Some`, and returns that; panics naming
+/// `what` once `timeout` has passed.
+pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "gave up after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers every request with a JSON line naming
+/// itself and echoing what it received (method, path, version, headers), plus the
+/// response headers `x-backend: NAME` and `x-backend-secret` for header rules to edit.
+pub struct Backend {
+    pub port: u16,
+    // Dropping the runtime stops the server.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Backend {
+    pub fn start(name: &str) -> Backend {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the backend");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the backend");
+        let port = listener.local_addr().expect("backend address").port();
+        runtime.spawn(accept(listener, Arc::from(name)));
+        Backend {
+            port,
+            _runtime: runtime,
+        }
+    }
+}
+
+async fn accept(listener: tokio::net::TcpListener, name: Arc<str>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let name = name.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let reply = echo(&name, &req);
+                async move { Ok::<_, Infallible>(reply) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn echo(name: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        let values = headers
+            .entry(k.as_str())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = values {
+            list.push(Value::String(String::from_utf8_lossy(v.as_bytes()).into()));
+        }
+    }
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let body = json!({
+        "backend": name,
+        "method": req.method().as_str(),
+        "path": path,
+        "version": format!("{:?}", req.version()),
+        "headers": headers,
+    });
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    let h = resp.headers_mut();
+    h.insert("content-type", "application/json".parse().expect("header"));
+    h.insert("x-backend", name.parse().expect("backend name as a header"));
+    h.insert("x-backend-secret", "s3cret".parse().expect("header"));
+    resp
+}
+
+/// A running `weft proxy` in gateway mode, killed when dropped (its log is printed when
+/// the test is failing).
+pub struct Gateway {
+    child: Child,
+    /// The port the Gateway YAML opens.
+    pub port: u16,
+    pub admin: u16,
+    log: PathBuf,
+}
+
+impl Gateway {
+    /// Starts the proxy on `dir`'s config and waits until its admin API answers `/ready`
+    /// and `port` accepts connections. Fails if the initial config had objects refused
+    /// or left unserved: a test's fixture is wrong then, not the feature.
+    pub fn start(dir: &TempDir, port: u16) -> Gateway {
+        let admin = free_port();
+        let log = dir.log_path();
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("proxy")
+            .arg("--config-dir")
+            .arg(dir.config_dir())
+            .args(["--labels", "istio=ingressgateway"])
+            .args(["--listen-address", "127.0.0.1"])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--log", "info"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("create the proxy log"))
+            .spawn()
+            .expect("start weft proxy");
+        let mut gw = Gateway {
+            child,
+            port,
+            admin,
+            log,
+        };
+        eventually("the admin API to answer /ready", DEADLINE, || {
+            gw.assert_running();
+            let ready = try_curl(&[&format!("http://127.0.0.1:{admin}/ready")]);
+            ready.filter(|r| r.status == 200)
+        });
+        eventually("the gateway port to accept connections", DEADLINE, || {
+            gw.assert_running();
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        let text = gw.log_text();
+        assert!(
+            !text.contains("config refused") && !text.contains("config not served"),
+            "the test's config was not all served:\n{text}"
+        );
+        gw
+    }
+
+    /// `curl` to `path` on the gateway port, with extra curl arguments.
+    pub fn get(&self, path: &str, args: &[&str]) -> Reply {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let mut all: Vec<&str> = args.to_vec();
+        all.push(&url);
+        curl(&all)
+    }
+
+    /// The admin API's URL for `path`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin)
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        eventually("the proxy to exit", timeout, || {
+            self.child.try_wait().expect("poll the proxy")
+        })
+        .code()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("weft proxy exited early ({status}):\n{}", self.log_text());
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- weft proxy log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// One response as curl saw it.
+#[derive(Debug)]
+pub struct Reply {
+    /// `HTTP/1.1` or `HTTP/2`.
+    pub version: String,
+    pub status: u16,
+    /// Names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first value of a response header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// What the backend saw, from its echo body.
+    pub fn echo(&self) -> Echo {
+        match serde_json::from_str(&self.body) {
+            Ok(v) => Echo(v),
+            Err(e) => panic!("not a backend's echo ({e}): {self:?}"),
+        }
+    }
+}
+
+/// A backend's account of the request it received.
+pub struct Echo(pub Value);
+
+impl Echo {
+    pub fn backend(&self) -> &str {
+        self.0["backend"].as_str().unwrap_or("")
+    }
+
+    pub fn path(&self) -> &str {
+        self.0["path"].as_str().unwrap_or("")
+    }
+
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub fn version(&self) -> &str {
+        self.0["version"].as_str().unwrap_or("")
+    }
+
+    /// Every value the request carried for header `name` (lower-case).
+    pub fn headers(&self, name: &str) -> Vec<&str> {
+        self.0["headers"][name]
+            .as_array()
+            .map(|vs| vs.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The request's only value for header `name`, `None` when absent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let all = self.headers(name);
+        assert!(all.len() <= 1, "header {name} sent more than once: {all:?}");
+        all.first().copied()
+    }
+}
+
+/// Runs curl with `args` (a URL among them) and returns its standard output; panics when
+/// curl fails. `-q` ignores any .curlrc and `--noproxy` any proxy the environment names.
+pub fn curl_raw(args: &[&str]) -> String {
+    try_curl_raw(args).unwrap_or_else(|e| panic!("curl {args:?} failed: {e}"))
+}
+
+fn try_curl_raw(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("curl")
+        .args(["-q", "-sS", "--noproxy", "*", "--max-time", "10"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run curl: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One request with curl; panics when it fails.
+pub fn curl(args: &[&str]) -> Reply {
+    let mut all = vec!["-i"];
+    all.extend_from_slice(args);
+    parse_reply(&curl_raw(&all))
+}
+
+/// One request with curl; `None` when curl fails (nothing listening yet, say).
+pub fn try_curl(args: &[&str]) -> Option<Reply> {
+    let mut all = vec!["-i"];
+    all.extend_from_slice(args);
+    try_curl_raw(&all).ok().map(|out| parse_reply(&out))
+}
+
+/// Splits `curl -i` output into the status line, headers and body.
+fn parse_reply(out: &str) -> Reply {
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out, ""));
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or("");
+    let mut words = status_line.split_whitespace();
+    let version = words.next().unwrap_or("").to_string();
+    let status = words.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        version,
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
