@@ -274,7 +274,17 @@ fn rewrite_path(route: &Route, matched: Option<usize>, path: &str) -> String {
 /// The headers every forwarded request gets (Envoy's): the authority as Host, a request
 /// id, the client's address appended to `x-forwarded-for`, and no hop-by-hop headers.
 fn prepare_request_headers(headers: &mut HeaderMap, host: &str, peer: SocketAddr) {
+    // `te: trailers` is the one TE value that survives a hop: gRPC depends on it.
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
     strip_hop_by_hop(headers);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if let Ok(v) = HeaderValue::try_from(host) {
         headers.insert(header::HOST, v);
     }
