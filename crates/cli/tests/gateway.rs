@@ -203,6 +203,20 @@ fn bookinfo_gateway_routes_to_productpage_and_answers_nr_for_the_rest() {
     assert_eq!(id.len(), 36, "a UUID: {id}");
     let again = gw.get("/productpage", &host).echo();
     assert_ne!(again.header("x-request-id"), Some(id.as_str()));
+    // Hop-by-hop headers stay on their hop, but for `te: trailers` (gRPC needs it).
+    let hop = [
+        "-H",
+        "Host: bookinfo.example.com",
+        "-H",
+        "te: trailers, deflate",
+        "-H",
+        "connection: x-hop",
+        "-H",
+        "x-hop: 1",
+    ];
+    let seen = gw.get("/productpage", &hop).echo();
+    assert_eq!(seen.header("te"), Some("trailers"));
+    assert_eq!(seen.header("x-hop"), None);
 
     let r = gw.get("/static/css/app.css?v=2", &host);
     assert_eq!(r.echo().path(), "/static/css/app.css?v=2");
