@@ -1,0 +1,159 @@
+//! Compiling VirtualService HTTP routes: match blocks, actions, rewrites, header edits.
+
+use std::collections::BTreeMap;
+
+use weft_api::networking::virtual_service::{
+    HeaderOperations, Headers, HttpMatchRequest, HttpRoute,
+};
+
+use super::clusters::Clusters;
+use super::{Action, Redirect, Rewrite, Route, WeightedCluster};
+use crate::route::{HeaderOps, RouteMatch, StrMatcher};
+
+/// Where a route is being compiled for.
+pub(super) struct RouteContext<'a> {
+    pub namespace: &'a str,
+    /// `namespace/name` of the Gateway, `None` for sidecars (the `mesh` gateway).
+    pub gateway: Option<&'a str>,
+    pub listener_port: u16,
+}
+
+/// Compiles one VirtualService HTTP route; `None` when none of its match blocks apply to
+/// this proxy (they name other gateways or ports).
+pub(super) fn compile_route(
+    http: &HttpRoute,
+    ctx: &RouteContext<'_>,
+    clusters: &mut Clusters<'_>,
+) -> Result<Option<Route>, String> {
+    let mut matches = Vec::new();
+    for m in &http.matches {
+        if let Some(compiled) = compile_match(m, ctx)? {
+            matches.push(compiled);
+        }
+    }
+    if !http.matches.is_empty() && matches.is_empty() {
+        return Ok(None);
+    }
+    let action = if let Some(r) = &http.redirect {
+        Action::Redirect(Redirect {
+            status: u16::try_from(r.redirect_code)
+                .ok()
+                .filter(|c| *c != 0)
+                .unwrap_or(301),
+            scheme: non_empty(&r.scheme),
+            authority: non_empty(&r.authority),
+            port: r.port.and_then(|p| u16::try_from(p).ok()),
+            path: non_empty(&r.uri),
+        })
+    } else if let Some(d) = &http.direct_response {
+        let body = d
+            .body
+            .as_ref()
+            .and_then(|b| b.string.clone())
+            .unwrap_or_default();
+        Action::Direct {
+            status: u16::try_from(d.status).unwrap_or(500),
+            body,
+        }
+    } else {
+        let mut weighted = Vec::new();
+        let single = http.route.len() == 1;
+        for r in &http.route {
+            let Some(dest) = &r.destination else { continue };
+            let cluster = clusters.cluster_for(dest, ctx.namespace);
+            let weight = if single && r.weight == 0 {
+                100
+            } else {
+                u32::try_from(r.weight).unwrap_or(0)
+            };
+            let (request_headers, response_headers) = header_ops(r.headers.as_ref());
+            weighted.push(WeightedCluster {
+                cluster,
+                weight,
+                request_headers,
+                response_headers,
+            });
+        }
+        Action::Forward(weighted)
+    };
+    let (request_headers, response_headers) = header_ops(http.headers.as_ref());
+    let rewrite = match &http.rewrite {
+        Some(rw) => Some(Rewrite {
+            uri: non_empty(&rw.uri),
+            authority: non_empty(&rw.authority),
+            uri_regex: match &rw.uri_regex_rewrite {
+                Some(r) => Some((
+                    regex::Regex::new(&r.regex).map_err(|e| e.to_string())?,
+                    r.rewrite.clone(),
+                )),
+                None => None,
+            },
+        }),
+        None => None,
+    };
+    Ok(Some(Route {
+        name: http.name.clone(),
+        matches,
+        action,
+        request_headers,
+        response_headers,
+        rewrite,
+    }))
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Compiles a match block, or `None` when it can never apply here (another gateway).
+fn compile_match(
+    m: &HttpMatchRequest,
+    ctx: &RouteContext<'_>,
+) -> Result<Option<RouteMatch>, String> {
+    if !m.gateways.is_empty() {
+        let here = ctx.gateway.unwrap_or("mesh");
+        if !m.gateways.iter().any(|g| {
+            g == "mesh" && ctx.gateway.is_none()
+                || super::gateway::qualify(g, ctx.namespace) == here
+        }) {
+            return Ok(None);
+        }
+    }
+    if let Some(port) = m.port
+        && u16::try_from(port).ok() != Some(ctx.listener_port)
+    {
+        return Ok(None);
+    }
+    let one = |s: &Option<weft_api::common::StringMatch>, fold: bool| {
+        s.as_ref().map(|s| StrMatcher::compile(s, fold)).transpose()
+    };
+    let many = |map: &BTreeMap<String, weft_api::common::StringMatch>| -> Result<Vec<(String, StrMatcher)>, String> {
+        map.iter().map(|(k, v)| Ok((k.to_ascii_lowercase(), StrMatcher::compile(v, false)?))).collect()
+    };
+    Ok(Some(RouteMatch {
+        uri: one(&m.uri, m.ignore_uri_case)?,
+        ignore_uri_case: m.ignore_uri_case,
+        scheme: one(&m.scheme, false)?,
+        method: one(&m.method, false)?,
+        authority: one(&m.authority, false)?,
+        headers: many(&m.headers)?,
+        without_headers: many(&m.without_headers)?,
+        query_params: many(&m.query_params)?,
+        port: None,
+    }))
+}
+
+fn header_ops(headers: Option<&Headers>) -> (HeaderOps, HeaderOps) {
+    let conv = |ops: Option<&HeaderOperations>| match ops {
+        Some(o) => HeaderOps {
+            set: o.set.clone(),
+            add: o.add.clone(),
+            remove: o.remove.clone(),
+        },
+        None => HeaderOps::default(),
+    };
+    match headers {
+        Some(h) => (conv(h.request.as_ref()), conv(h.response.as_ref())),
+        None => (HeaderOps::default(), HeaderOps::default()),
+    }
+}
