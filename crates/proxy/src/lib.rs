@@ -10,6 +10,7 @@ pub mod registry;
 pub mod route;
 pub mod run;
 pub mod tables;
+pub mod tcp;
 
 pub use run::{ProxyOptions, run};
 pub use tables::{ProxyIdentity, Tables};

@@ -1,5 +1,6 @@
 //! Running a proxy: load config from a directory (re-read when it changes), keep one
-//! listener task per port the tables name, serve the admin API, stop on request.
+//! listener task per port the tables name (HTTP or TCP/TLS), serve the admin API, stop
+//! on request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -40,7 +41,7 @@ pub async fn run(
     let admin = TcpListener::bind(opts.admin).await?;
     tracing::info!(admin = %admin.local_addr()?, "admin listening");
     let admin_task = tokio::spawn(crate::admin::serve(admin, shared.clone(), stop_tx));
-    let mut listeners: HashMap<u16, JoinHandle<()>> = HashMap::new();
+    let mut listeners = Listeners::new();
     reconcile(&opts, &shared, &mut listeners).await;
     let mut version = 1;
     tokio::pin!(shutdown);
@@ -60,38 +61,66 @@ pub async fn run(
             }
         }
     }
-    for (_, task) in listeners {
+    for (_, (_, task)) in listeners {
         task.abort();
     }
     admin_task.abort();
     Ok(())
 }
 
-/// Opens listeners for ports the tables gained, closes those of ports they lost.
-async fn reconcile(
-    opts: &ProxyOptions,
-    shared: &Arc<Shared>,
-    listeners: &mut HashMap<u16, JoinHandle<()>>,
-) {
-    let wanted: Vec<u16> = shared.tables.load().listeners.keys().copied().collect();
-    listeners.retain(|port, task| {
-        let keep = wanted.contains(port);
-        if !keep {
+/// Which accept loop serves a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Serving {
+    Http,
+    /// TCP and TLS passthrough.
+    L4,
+}
+
+/// The listener tasks, by port.
+type Listeners = HashMap<u16, (Serving, JoinHandle<()>)>;
+
+/// Opens listeners for ports the tables gained, closes those of ports they lost, and
+/// reopens a port whose protocol changed between HTTP and TCP/TLS. Connections already
+/// accepted live in their own tasks and are not disturbed.
+async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Listeners) {
+    let wanted: Vec<(u16, Serving)> = shared
+        .tables
+        .load()
+        .listeners
+        .values()
+        .map(|l| {
+            let serving = if l.protocol.is_http() {
+                Serving::Http
+            } else {
+                Serving::L4
+            };
+            (l.port, serving)
+        })
+        .collect();
+    let stale: Vec<u16> = listeners
+        .iter()
+        .filter(|(port, (serving, _))| !wanted.contains(&(**port, *serving)))
+        .map(|(port, _)| *port)
+        .collect();
+    for port in stale {
+        if let Some((_, task)) = listeners.remove(&port) {
             task.abort();
+            // The socket closes when the task is gone: wait, so the port can be reopened.
+            let _ = task.await;
         }
-        keep
-    });
-    for port in wanted {
+    }
+    for (port, serving) in wanted {
         if listeners.contains_key(&port) {
             continue;
         }
         match TcpListener::bind((opts.listen_address, port)).await {
             Ok(l) => {
-                tracing::info!(address = %opts.listen_address, port, "listening");
-                listeners.insert(
-                    port,
-                    tokio::spawn(crate::http::serve(l, port, shared.clone())),
-                );
+                tracing::info!(address = %opts.listen_address, port, ?serving, "listening");
+                let task = match serving {
+                    Serving::Http => tokio::spawn(crate::http::serve(l, port, shared.clone())),
+                    Serving::L4 => tokio::spawn(crate::tcp::serve(l, port, shared.clone())),
+                };
+                listeners.insert(port, (serving, task));
             }
             Err(e) => tracing::error!(port, error = %e, "cannot listen on the gateway port"),
         }

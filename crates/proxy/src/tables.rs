@@ -5,6 +5,7 @@
 mod clusters;
 mod gateway;
 mod http_routes;
+mod tcp;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use serde::Serialize;
 use crate::cluster::Cluster;
 use crate::registry::{Protocol, Registry};
 use crate::route::{HeaderOps, RouteMatch};
+
+pub use tcp::{L4Destination, L4Match, L4Route, L4Routes};
 
 /// What a proxy is: its mode, and the namespace and labels of its workload (gateways are
 /// selected by these labels).
@@ -35,12 +38,14 @@ pub struct Tables {
     pub rejected: Vec<String>,
 }
 
-/// A port the proxy listens on and the virtual hosts it serves there.
+/// A port the proxy listens on and what it serves there: virtual hosts for HTTP, TCP and
+/// TLS routes for the other protocols.
 #[derive(Debug, Serialize)]
 pub struct Listener {
     pub port: u16,
     pub protocol: Protocol,
     pub virtual_hosts: Vec<VirtualHost>,
+    pub l4: L4Routes,
 }
 
 /// The routes of one VirtualService for the hosts it claims on a listener.

@@ -16,6 +16,10 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+// Not every test binary uses every helper.
+#[allow(dead_code)]
+pub mod tcp;
+
 /// How long start-up and config reloads may take before a test gives up.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
