@@ -10,6 +10,14 @@ use serde::{Deserialize, Deserializer};
 use crate::diag::Diagnostic;
 use crate::path::FieldPath;
 
+mod hosts;
+
+pub(crate) use hosts::is_go_integer;
+pub use hosts::{
+    DNS_LABEL_RULE, fqdn_host, gateway_bound_host, is_dns_label, is_k8s_label, is_k8s_subdomain,
+    partial_wildcard, wildcard_host,
+};
+
 /// The rules of one kind: called on the typed object once it has decoded.
 pub trait Validate {
     /// Reports every problem in `self`, which stands at `at` in its object.
@@ -174,38 +182,11 @@ pub fn duration_ms(d: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// A service host as Istio's configs name it: a DNS name (`reviews`, `reviews.default`,
-/// `reviews.default.svc.cluster.local`), optionally wildcarded in its first label
-/// (`*.example.com`) or `*` alone when `wildcard` is allowed. Short names resolve later
-/// against the object's namespace.
-pub fn host(host: &str, wildcard: bool) -> Result<(), String> {
-    if host.is_empty() {
-        return Err("host must not be empty".into());
-    }
-    if host == "*" {
-        return if wildcard {
-            Ok(())
-        } else {
-            Err("wildcard host \"*\" is not allowed here".into())
-        };
-    }
-    let name = match host.strip_prefix("*.") {
-        Some(rest) if wildcard => rest,
-        Some(_) => return Err(format!("wildcard host {host:?} is not allowed here")),
-        None => host,
-    };
-    if host.len() > 255 {
-        return Err(format!("host {host:?} is longer than 255 characters"));
-    }
-    let name = name.strip_suffix('.').unwrap_or(name);
-    for label in name.split('.') {
-        dns1123_label(label).map_err(|e| format!("invalid host {host:?}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// A DNS-1123 label: 1–63 lowercase letters, digits and '-', not starting or ending with '-'.
-/// (Upper case is accepted too: DNS is case-insensitive and Istio lower-cases hosts.)
+/// A DNS-1123 label with a message when it is not one: the check for the Kubernetes names
+/// Weft validates itself (`metadata.namespace`, container names, label-key prefixes).
+/// It accepts upper case, as Istio's [`is_dns_label`] does, although the API server would
+/// refuse it in those names: use [`is_k8s_label`] where lower case must be enforced, and
+/// the host checks ([`wildcard_host`], [`fqdn_host`]) for hosts.
 pub fn dns1123_label(label: &str) -> Result<(), String> {
     if label.is_empty() {
         return Err("empty DNS label".into());
@@ -213,12 +194,7 @@ pub fn dns1123_label(label: &str) -> Result<(), String> {
     if label.len() > 63 {
         return Err(format!("DNS label {label:?} is longer than 63 characters"));
     }
-    let ok = label
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !label.starts_with('-')
-        && !label.ends_with('-');
-    if ok {
+    if is_dns_label(label) {
         Ok(())
     } else {
         Err(format!(
@@ -325,15 +301,7 @@ pub fn object_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("metadata.name is required".into());
     }
-    let ok = name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-    if ok {
+    if is_k8s_subdomain(name) {
         Ok(())
     } else {
         Err(format!(

@@ -23,7 +23,7 @@ pub use traffic_policy::{
 use crate::common::WorkloadSelector;
 use crate::load::did_you_mean;
 use crate::path::FieldPath;
-use crate::validate::{self, Validate, Validator};
+use crate::validate::{self, DNS_LABEL_RULE, Validate, Validator};
 
 /// `DestinationRule.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -102,7 +102,7 @@ impl Validate for DestinationRule {
                 "host is required: the service this rule applies to (e.g. reviews or reviews.default.svc.cluster.local)",
             );
         } else {
-            v.check(at.key("host"), checks::wildcard_domain(&self.host));
+            v.check(at.key("host"), validate::wildcard_host(&self.host));
         }
         if let Some(tp) = &self.traffic_policy {
             tp.validate(&at.key("trafficPolicy"), v);
@@ -141,13 +141,10 @@ impl Validate for Subset {
                 at.key("name"),
                 "subset name is required (routes refer to the subset by it, e.g. name: v1)",
             );
-        } else if !checks::is_dns1123_label(&self.name) {
+        } else if !validate::is_dns_label(&self.name) {
             v.error(
                 at.key("name"),
-                format!(
-                    "invalid subset name {:?}: letters, digits and '-', at most 63, not starting or ending with '-'",
-                    self.name
-                ),
+                format!("invalid subset name {:?}: {DNS_LABEL_RULE}", self.name),
             );
         }
         validate::labels(&at.key("labels"), &self.labels, v);

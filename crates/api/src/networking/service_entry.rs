@@ -10,7 +10,7 @@ use super::destination_rule::checks;
 use super::gateway::{Protocol, check_protocol};
 use super::workload_entry::{EntryUse, WorkloadEntry, WorkloadSelector};
 use crate::path::FieldPath;
-use crate::validate::{Validate, Validator};
+use crate::validate::{self, Validate, Validator};
 
 /// `ServiceEntry.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -141,8 +141,8 @@ impl ServiceEntry {
                 );
                 continue;
             }
-            v.check(p.clone(), checks::wildcard_domain(h));
-            if let Err(e) = checks::partial_wildcard(h) {
+            v.check(p.clone(), validate::wildcard_host(h));
+            if let Err(e) = validate::partial_wildcard(h) {
                 v.warn(p, e);
             }
         }
@@ -248,7 +248,8 @@ impl ServiceEntry {
         };
         if self.endpoints.is_empty() {
             for (i, h) in self.hosts.iter().enumerate() {
-                if h != "*" && checks::fqdn(h).is_err() && checks::wildcard_domain(h).is_ok() {
+                if h != "*" && validate::fqdn_host(h).is_err() && validate::wildcard_host(h).is_ok()
+                {
                     v.error(
                         at.key("hosts").index(i),
                         format!("host {h:?} cannot be resolved: with resolution {mode} and no endpoints, hosts must be DNS names without wildcards"),

@@ -12,7 +12,7 @@ use super::gateway::{Port, ServerTlsMode, ServerTlsSettings, check_protocol};
 use super::workload_entry::WorkloadSelector;
 use crate::common::PortSelector;
 use crate::path::FieldPath;
-use crate::validate::{Validate, Validator};
+use crate::validate::{self, Validate, Validator};
 
 /// `Sidecar.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -370,10 +370,10 @@ impl Validate for OutboundTrafficPolicy {
                 "egressProxy.host must name a service (e.g. egress.istio-system.svc.cluster.local)",
             );
         } else {
-            v.check(at.key("host"), checks::fqdn(&proxy.host));
+            v.check(at.key("host"), validate::fqdn_host(&proxy.host));
         }
         if let Some(s) = proxy.subset.as_deref().filter(|s| !s.is_empty())
-            && !checks::is_dns1123_label(s)
+            && !validate::is_dns_label(s)
         {
             v.error(at.key("subset"), format!("invalid subset name {s:?}"));
         }

@@ -142,7 +142,7 @@ impl WorkloadEntry {
                 format!("endpoint address {addr:?} is not a valid IP address (resolution STATIC needs IPs; use DNS for host names)"),
             ),
             _ => {
-                if checks::fqdn(addr).is_err() {
+                if validate::fqdn_host(addr).is_err() {
                     v.error(
                         at,
                         format!("endpoint address {addr:?} is not a valid DNS name or IP address"),

@@ -546,7 +546,7 @@ impl Validate for TunnelSettings {
         }
         if self.target_host.is_empty() {
             v.required(at.key("targetHost"), false);
-        } else if checks::fqdn(&self.target_host).is_err()
+        } else if validate::fqdn_host(&self.target_host).is_err()
             && checks::ip_address(&self.target_host).is_err()
         {
             v.error(
