@@ -3,7 +3,7 @@
 
 use crate::common::{PolicyTargetReference, WorkloadSelector};
 use crate::path::FieldPath;
-use crate::validate::{Validate, Validator};
+use crate::validate::{self, Validate, Validator};
 
 /// The namespace Istio installs into and treats as the mesh's root namespace by default.
 const ROOT_NAMESPACE: &str = "istio-system";
@@ -95,7 +95,7 @@ fn target_rules(at: &FieldPath, target: &PolicyTargetReference, v: &mut Validato
             "leave namespace out: Istio refuses any targetRef namespace, even the policy's own",
         );
     }
-    if !target.group.is_empty() && !is_dns_subdomain(&target.group) {
+    if !target.group.is_empty() && !validate::is_k8s_subdomain(&target.group) {
         v.error(
             at.key("group"),
             format!(
@@ -123,15 +123,4 @@ fn target_rules(at: &FieldPath, target: &PolicyTargetReference, v: &mut Validato
         }
         v.error(at.key("kind"), msg);
     }
-}
-
-fn is_dns_subdomain(text: &str) -> bool {
-    text.len() <= 253
-        && text.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
 }
