@@ -2,7 +2,6 @@
 //! it — named subsets of its endpoints, load balancing, connection pools, outlier
 //! detection and client TLS — with Istio's rules for them.
 
-pub(crate) mod checks;
 mod traffic_policy;
 mod traffic_rules;
 
@@ -20,6 +19,7 @@ pub use traffic_policy::{
     TcpKeepalive, TcpSettings, TrafficPolicy, TunnelSettings, WarmupConfiguration,
 };
 
+use super::checks;
 use crate::common::WorkloadSelector;
 use crate::load::did_you_mean;
 use crate::path::FieldPath;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub use tls::{ServerTlsMode, ServerTlsSettings, TlsCertificate, TlsProtocol};
 
-use super::destination_rule::checks::{self, UNIX_PREFIX};
+use super::checks::{self, UNIX_PREFIX};
 use crate::path::FieldPath;
 use crate::validate::{self, Validate, Validator};
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::destination_rule::checks;
+use super::checks;
 use super::gateway::{Protocol, check_protocol};
 use super::workload_entry::{EntryUse, WorkloadEntry, WorkloadSelector};
 use crate::path::FieldPath;

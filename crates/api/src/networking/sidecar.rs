@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use super::checks::{self, UNIX_PREFIX};
 use super::destination_rule::ConnectionPoolSettings;
-use super::destination_rule::checks::{self, UNIX_PREFIX};
 use super::gateway::{Port, ServerTlsMode, ServerTlsSettings, check_protocol};
 use super::workload_entry::WorkloadSelector;
 use crate::common::PortSelector;

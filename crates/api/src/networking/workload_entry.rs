@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::destination_rule::checks::{self, UNIX_PREFIX};
+use super::checks::{self, UNIX_PREFIX};
 use crate::path::FieldPath;
 use crate::validate::{self, Validate, Validator};
 

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::checks::{self, set};
 use super::traffic_policy::*;
+use crate::networking::checks::{self, set};
 use crate::path::FieldPath;
 use crate::validate::{self, Validate, Validator};
 
