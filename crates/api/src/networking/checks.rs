@@ -2,7 +2,7 @@
 //! `exportTo`, port names, addresses, label selectors), written to accept and refuse what
 //! istiod's validation accepts and refuses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::common::WorkloadSelector;
@@ -75,52 +75,76 @@ pub(crate) fn set(s: &Option<String>) -> bool {
     s.as_deref().is_some_and(|s| !s.is_empty())
 }
 
-/// `exportTo`: `.` (this namespace), `*` (every namespace), a namespace name, or on a
-/// ServiceEntry `~` (no namespace). `selector` is set for a DestinationRule with a
-/// workload selector, which may only be exported to its own namespace.
-pub(crate) fn export_to(
-    at: &FieldPath,
-    entries: &[String],
-    service_entry: bool,
-    selector: bool,
-    v: &mut Validator<'_>,
-) {
+/// The kinds that have `exportTo`, which Istio checks alike but for two details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exporter {
+    VirtualService,
+    /// With a workload selector, a DestinationRule may only be exported to its own
+    /// namespace.
+    DestinationRule {
+        workload_selector: bool,
+    },
+    /// The one kind that may be exported to no namespace at all (`~`).
+    ServiceEntry,
+}
+
+impl Exporter {
+    fn name(self) -> &'static str {
+        match self {
+            Self::VirtualService => "VirtualService",
+            Self::DestinationRule { .. } => "DestinationRule",
+            Self::ServiceEntry => "ServiceEntry",
+        }
+    }
+}
+
+/// `exportTo` (Istio's `validateExportTo`): `.` (this namespace), `*` (every namespace), a
+/// namespace name, or on a ServiceEntry `~` (no namespace); no namespace twice, and `*` or
+/// `~` alone.
+pub(crate) fn export_to(at: &FieldPath, entries: &[String], kind: Exporter, v: &mut Validator<'_>) {
     let own = v.namespace.to_string();
-    let mut seen = BTreeSet::new();
+    // Each valid entry so far by the namespace it names, with its spelling (`.` or a name).
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         let key = if e == "." { own.clone() } else { e.clone() };
-        if seen.contains(&key) {
-            let why = if e == "." || (*e == own && entries.iter().any(|x| x == ".")) {
-                format!(
-                    "duplicate exportTo entry {e:?} (\".\" and {own:?} both mean this namespace)"
-                )
+        if let Some(first) = seen.get(&key) {
+            let why = if first == e {
+                format!("duplicate exportTo entry {e:?}: it is listed more than once")
             } else {
-                format!("duplicate exportTo entry {e:?}")
+                format!(
+                    "duplicate exportTo entry {e:?}: \".\" and {own:?} both name this {}'s namespace",
+                    kind.name()
+                )
             };
             v.error(at.index(i), why);
             continue;
         }
-        match export_entry(e, service_entry) {
+        match export_entry(e, kind) {
             Ok(()) => {
-                seen.insert(key);
+                seen.insert(key, e);
             }
             Err(why) => v.error(at.index(i), why),
         }
     }
-    if selector && !seen.is_empty() {
-        if !seen.contains(&own) {
+    if kind
+        == (Exporter::DestinationRule {
+            workload_selector: true,
+        })
+        && !seen.is_empty()
+    {
+        if !seen.contains_key(&own) {
             v.error(at.clone(), "a DestinationRule with a workloadSelector can only be exported to its own namespace (\".\")");
         } else if seen.len() > 1 {
             v.error(at.clone(), "a DestinationRule with a workloadSelector cannot be exported to more than its own namespace");
         }
     }
-    if seen.contains("*") && entries.len() > 1 {
+    if seen.contains_key("*") && entries.len() > 1 {
         v.error(
             at.clone(),
             "\"*\" (every namespace) cannot be combined with other exportTo entries",
         );
     }
-    if seen.contains("~") && entries.len() > 1 {
+    if seen.contains_key("~") && entries.len() > 1 {
         v.error(
             at.clone(),
             "\"~\" (no namespace) cannot be combined with other exportTo entries",
@@ -129,10 +153,10 @@ pub(crate) fn export_to(
 }
 
 /// One `exportTo` entry on its own.
-fn export_entry(e: &str, service_entry: bool) -> Result<(), String> {
+fn export_entry(e: &str, kind: Exporter) -> Result<(), String> {
     match e {
         "." | "*" => Ok(()),
-        "~" if service_entry => Ok(()),
+        "~" if kind == Exporter::ServiceEntry => Ok(()),
         "~" => Err("exportTo \"~\" (no namespace) is only allowed on a ServiceEntry".into()),
         ns if validate::is_dns_label(ns) => Ok(()),
         _ => Err(format!(

@@ -19,7 +19,7 @@ pub use traffic_policy::{
     TcpKeepalive, TcpSettings, TrafficPolicy, TunnelSettings, WarmupConfiguration,
 };
 
-use super::checks;
+use super::checks::{self, Exporter};
 use crate::common::WorkloadSelector;
 use crate::load::did_you_mean;
 use crate::path::FieldPath;
@@ -121,13 +121,10 @@ impl Validate for DestinationRule {
             }
             s.validate(&sat, v);
         }
-        checks::export_to(
-            &at.key("exportTo"),
-            &self.export_to,
-            false,
-            self.workload_selector.is_some(),
-            v,
-        );
+        let exporter = Exporter::DestinationRule {
+            workload_selector: self.workload_selector.is_some(),
+        };
+        checks::export_to(&at.key("exportTo"), &self.export_to, exporter, v);
         if let Some(sel) = &self.workload_selector {
             checks::match_labels_selector(&at.key("workloadSelector"), sel, "DestinationRule", v);
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::checks;
+use super::checks::{self, Exporter};
 use super::gateway::{Protocol, check_protocol};
 use super::workload_entry::{EntryUse, WorkloadEntry, WorkloadSelector};
 use crate::path::FieldPath;
@@ -120,7 +120,12 @@ impl Validate for ServiceEntry {
                 "several hosts with a port that is neither HTTP nor TLS: plain TCP cannot tell the hosts apart (use one host per ServiceEntry, or resolution NONE)",
             );
         }
-        checks::export_to(&at.key("exportTo"), &self.export_to, true, false, v);
+        checks::export_to(
+            &at.key("exportTo"),
+            &self.export_to,
+            Exporter::ServiceEntry,
+            v,
+        );
     }
 }
 

@@ -1,8 +1,6 @@
 //! The name rules VirtualService checks lean on, as Istio applies them: host overlap,
-//! gateway references, `exportTo` entries, header names and header values, and `retryOn`
-//! policies. (Host syntax itself is `crate::validate`'s.)
+//! gateway references, header names and header values, and `retryOn` policies. (Host syntax itself is `crate::validate`'s.)
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::path::FieldPath;
@@ -84,49 +82,6 @@ pub(super) fn gateway_names(at: &FieldPath, names: &[String], v: &mut Validator<
                 }
             }
         }
-    }
-}
-
-/// `exportTo`: `.` (this namespace), `*` (all) or namespace names, without repeats, and `*`
-/// alone.
-pub(super) fn export_to(at: &FieldPath, entries: &[String], v: &mut Validator<'_>) {
-    // Each namespace named so far, with the entry that named it (`.` or the name).
-    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let at = at.index(i);
-        let key = if entry == "." {
-            v.namespace
-        } else {
-            entry.as_str()
-        };
-        if let Some(first) = seen.get(key) {
-            let msg = if first == entry {
-                format!("{entry:?} is listed more than once")
-            } else {
-                format!("\".\" and {key:?} both name this VirtualService's namespace")
-            };
-            v.error(at, msg);
-            continue;
-        }
-        match key {
-            "*" | "." => {}
-            "~" => v.error(
-                at,
-                "exportTo \"~\" (export to no one) is only allowed for ServiceEntry",
-            ),
-            ns if is_dns_label(ns) => {}
-            ns => v.error(
-                at,
-                format!("invalid exportTo entry {ns:?}: use \".\", \"*\" or a namespace name"),
-            ),
-        }
-        seen.insert(key, entry);
-    }
-    if seen.contains_key("*") && entries.len() > 1 {
-        v.error(
-            at.clone(),
-            "exportTo \"*\" already exports to every namespace; it cannot be combined with other entries",
-        );
     }
 }
 

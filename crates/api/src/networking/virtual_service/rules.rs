@@ -7,6 +7,7 @@ use crate::validate::{self, DNS_LABEL_RULE, Validator};
 
 use super::names;
 use super::{Destination, VirtualService, analysis, http, l4};
+use crate::networking::checks::{self, Exporter};
 
 /// What the route rules need to know about the VirtualService they sit in.
 pub(super) struct Context<'a> {
@@ -44,7 +45,12 @@ pub(super) fn virtual_service(vs: &VirtualService, at: &FieldPath, v: &mut Valid
     for (i, route) in vs.tcp.iter().enumerate() {
         l4::tcp_route(&at.key("tcp").index(i), route, v);
     }
-    names::export_to(&at.key("exportTo"), &vs.export_to, v);
+    checks::export_to(
+        &at.key("exportTo"),
+        &vs.export_to,
+        Exporter::VirtualService,
+        v,
+    );
     analysis::unreachable_http(&at.key("http"), &vs.http, v);
     analysis::unreachable_l4(&at.key("tcp"), vs.tcp.iter().map(|r| &r.matches[..]), v);
     analysis::unreachable_l4(&at.key("tls"), vs.tls.iter().map(|r| &r.matches[..]), v);

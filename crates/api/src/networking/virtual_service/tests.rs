@@ -402,7 +402,7 @@ fn export_to_takes_dot_star_or_namespaces() {
     );
     assert_error(
         &with("[\"~\"]"),
-        &["spec.exportTo[0]", "only allowed for ServiceEntry"],
+        &["spec.exportTo[0]", "only allowed on a ServiceEntry"],
     );
     assert_error(
         &with("[Bad_ns]"),
