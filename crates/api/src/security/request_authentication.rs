@@ -1,15 +1,13 @@
 //! `RequestAuthentication` (security.istio.io v1 and v1beta1): the JWTs a workload's
 //! proxy validates, where it finds them and what it does with their claims.
 
-pub(crate) mod scope;
 pub(crate) mod uri;
 
 use serde::Deserialize;
 
-use crate::common::{PolicyTargetReference, WorkloadSelector};
+use crate::common::{PolicyScope, PolicyTargetReference, WorkloadSelector};
 use crate::path::FieldPath;
 use crate::validate::{self, Duration, Validate, Validator};
-use scope::Scope;
 
 /// The spec of a RequestAuthentication.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -97,7 +95,7 @@ const MAX_JWKS_URI: usize = 2048;
 
 impl Validate for RequestAuthentication {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        Scope {
+        PolicyScope {
             selector: self.selector.as_ref(),
             target_ref: self.target_ref.as_ref(),
             target_refs: &self.target_refs,
