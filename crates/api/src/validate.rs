@@ -203,6 +203,15 @@ pub fn dns1123_label(label: &str) -> Result<(), String> {
     }
 }
 
+/// A header name as Istio's `ValidateHTTPHeaderName` takes it: letters, digits, '-' and
+/// '_' (no pseudo-headers, no other token characters).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A port number, 1–65535.
 pub fn port(number: u32) -> Result<(), String> {
     if (1..=65535).contains(&number) {

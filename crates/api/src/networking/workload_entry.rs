@@ -305,12 +305,7 @@ fn validate_http_probe(at: &FieldPath, h: &HttpHealthCheck, v: &mut Validator<'_
         );
     }
     for (i, hdr) in h.http_headers.iter().enumerate() {
-        let valid = !hdr.name.is_empty()
-            && hdr
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
+        if !validate::is_header_name(&hdr.name) {
             v.error(
                 at.key("httpHeaders").index(i).key("name"),
                 format!(

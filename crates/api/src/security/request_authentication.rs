@@ -218,11 +218,7 @@ fn claim_to_header(at: &FieldPath, out: &ClaimToHeader, v: &mut Validator<'_>) {
     v.required(at.key("claim"), !out.claim.is_empty());
     if out.header.is_empty() {
         v.required(at.key("header"), false);
-    } else if !out
-        .header
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    } else if !validate::is_header_name(&out.header) {
         v.error(
             at.key("header"),
             format!(

@@ -105,7 +105,7 @@ pub(super) fn match_header_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("header name must not be empty".into());
     }
-    if is_claim_key(name) || is_token(name) {
+    if is_claim_key(name) || validate::is_header_name(name) {
         return Ok(());
     }
     let mut msg =
@@ -118,7 +118,7 @@ pub(super) fn match_header_name(name: &str) -> Result<(), String> {
 
 /// A header name in a CORS list: `*` or letters, digits, '-' and '_'.
 pub(super) fn cors_header_name(name: &str) -> Result<(), String> {
-    if name == "*" || is_token(name) {
+    if name == "*" || validate::is_header_name(name) {
         Ok(())
     } else if name.is_empty() {
         Err("header name must not be empty".into())
@@ -127,13 +127,6 @@ pub(super) fn cors_header_name(name: &str) -> Result<(), String> {
             "invalid header name {name:?}: only letters, digits, '-' and '_' are allowed, or \"*\""
         ))
     }
-}
-
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub(super) fn is_authority_header(name: &str) -> bool {
