@@ -7,9 +7,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::gateway_api::gateway::checks;
-use crate::gateway_api::gateway::refs::{
-    self, BackendFields, LocalObjectReference, ParentReference,
-};
+use crate::gateway_api::gateway::refs::{self, LocalObjectReference, ParentReference};
 use crate::gateway_api::http_route::filters::{
     self, HeaderMatch, HttpHeaderFilter, HttpRequestMirrorFilter, MatchOn, SessionPersistence,
 };
@@ -157,15 +155,7 @@ fn rule(at: &FieldPath, r: &GrpcRouteRule, v: &mut Validator<'_>) {
     checks::max_items(at.key("backendRefs"), r.backend_refs.len(), 16, v);
     for (i, b) in r.backend_refs.iter().enumerate() {
         let at = at.key("backendRefs").index(i);
-        let fields = BackendFields {
-            group: b.group.as_deref(),
-            kind: b.kind.as_deref(),
-            name: &b.name,
-            namespace: b.namespace.as_deref(),
-            port: b.port,
-        };
-        refs::backend_fields(&at, &fields, v);
-        refs::weight(at.key("weight"), b.weight, v);
+        refs::weighted_backend(&at, &b.fields(), b.weight, v);
         filter_list(&at.key("filters"), &b.filters, v);
     }
     if let Some(sp) = &r.session_persistence {

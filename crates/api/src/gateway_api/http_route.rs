@@ -11,9 +11,7 @@ use self::filters::{
     HttpRequestRedirectFilter, HttpUrlRewriteFilter, MatchOn, SessionPersistence,
 };
 use crate::gateway_api::gateway::checks::{self, GatewayDuration};
-use crate::gateway_api::gateway::refs::{
-    self, BackendFields, LocalObjectReference, ParentReference,
-};
+use crate::gateway_api::gateway::refs::{self, LocalObjectReference, ParentReference};
 use crate::path::FieldPath;
 use crate::validate::{Validate, Validator};
 
@@ -408,15 +406,7 @@ impl Validate for HttpRouteFilter {
 }
 
 fn backend_ref(at: &FieldPath, b: &HttpBackendRef, v: &mut Validator<'_>) {
-    let fields = BackendFields {
-        group: b.group.as_deref(),
-        kind: b.kind.as_deref(),
-        name: &b.name,
-        namespace: b.namespace.as_deref(),
-        port: b.port,
-    };
-    refs::backend_fields(at, &fields, v);
-    refs::weight(at.key("weight"), b.weight, v);
+    refs::weighted_backend(at, &b.fields(), b.weight, v);
     filter_list(&at.key("filters"), &b.filters, v);
 }
 
