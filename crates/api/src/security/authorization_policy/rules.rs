@@ -21,7 +21,8 @@ const CUSTOM_UNSUPPORTED_SOURCE: [&str; 8] = [
     "notServiceAccounts",
 ];
 
-/// The `when` keys Istio knows, for messages; `[...]` marks a key that takes a name.
+/// The `when` keys Istio knows; `[...]` marks a key that takes a name (and `*[...]` a
+/// prefix that does).
 const KNOWN_KEYS: [&str; 15] = [
     "request.headers[...]",
     "request.experimental.inline.headers[...]",
@@ -409,30 +410,12 @@ fn condition_rules(c: &Condition, action: Action, at: &FieldPath, v: &mut Valida
 
 /// Whether Istio knows the attribute `key` names.
 fn attribute_key(key: &str) -> Result<(), String> {
-    const PLAIN: [&str; 11] = [
-        "source.ip",
-        "remote.ip",
-        "source.namespace",
-        "source.serviceAccount",
-        "source.principal",
-        "request.auth.principal",
-        "request.auth.audiences",
-        "request.auth.presenter",
-        "destination.ip",
-        "destination.port",
-        "connection.sni",
-    ];
-    const NAMED: [&str; 4] = [
-        "request.headers",
-        "request.experimental.inline.headers",
-        "request.auth.claims",
-        "experimental.envoy.filters.",
-    ];
-    if PLAIN.contains(&key) {
-        return Ok(());
-    }
-    if NAMED.iter().any(|p| key.starts_with(p)) {
-        return map_key(key);
+    for known in KNOWN_KEYS {
+        match known.strip_suffix("[...]") {
+            None if key == known => return Ok(()),
+            Some(prefix) if key.starts_with(prefix.trim_end_matches('*')) => return map_key(key),
+            _ => {}
+        }
     }
     match key {
         "destination.namespace" => Err(format!(
