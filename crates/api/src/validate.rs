@@ -248,13 +248,23 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
-/// An IP address or a CIDR block (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`).
+/// An IP address (`10.0.0.1`, `::1`).
+pub fn ip_address(text: &str) -> Result<(), String> {
+    text.parse::<IpAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("{text:?} is not a valid IP address"))
+}
+
+/// An IP address or a CIDR block (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`); a text with a
+/// '/' is judged, and reported on, as a CIDR block.
 pub fn ip_or_cidr(text: &str) -> Result<(), String> {
-    if text.parse::<IpAddr>().is_ok() || text.parse::<ipnet::IpNet>().is_ok() {
-        Ok(())
-    } else {
-        Err(format!("{text:?} is not an IP address or CIDR block"))
+    if !text.contains('/') {
+        return ip_address(text)
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR block"));
     }
+    text.parse::<ipnet::IpNet>()
+        .map(|_| ())
+        .map_err(|_| format!("{text:?} is not a valid CIDR block"))
 }
 
 /// Kubernetes label keys and values (`app`, `app.kubernetes.io/name: bookinfo`).

@@ -32,24 +32,6 @@ pub(crate) fn duration(at: FieldPath, d: Option<Duration>, v: &mut Validator<'_>
     }
 }
 
-/// An IP address (`10.0.0.1`, `::1`).
-pub(crate) fn ip_address(text: &str) -> Result<(), String> {
-    text.parse::<IpAddr>()
-        .map(|_| ())
-        .map_err(|_| format!("{text:?} is not a valid IP address"))
-}
-
-/// An IP address or, when it has one '/', a CIDR block.
-pub(crate) fn ip_subnet(text: &str) -> Result<(), String> {
-    if text.matches('/').count() == 1 {
-        text.parse::<ipnet::IpNet>()
-            .map(|_| ())
-            .map_err(|_| format!("{text:?} is not a valid CIDR block"))
-    } else {
-        ip_address(text)
-    }
-}
-
 /// The path of a Unix domain socket after `unix://`: absolute (`/var/run/x.sock`) or
 /// abstract (`@name`), and not a directory.
 pub(crate) fn unix_address(path: &str) -> Result<(), String> {
@@ -335,8 +317,12 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert!(ip_subnet("10.0.0.0/8").is_ok() && ip_subnet("001:db8::").is_ok());
-        assert!(ip_subnet("1.2.3.4/99").is_err() && ip_subnet("a/b/c").is_err());
+        assert!(
+            validate::ip_or_cidr("10.0.0.0/8").is_ok() && validate::ip_or_cidr("001:db8::").is_ok()
+        );
+        assert!(
+            validate::ip_or_cidr("1.2.3.4/99").is_err() && validate::ip_or_cidr("a/b/c").is_err()
+        );
         assert!(unix_address("/var/run/a.sock").is_ok() && unix_address("@abs").is_ok());
         assert!(unix_address("rel").is_err() && unix_address("/dir/").is_err());
     }

@@ -270,7 +270,7 @@ fn validate_bind(at: &FieldPath, port: Option<&Port>, bind: &str, v: &mut Valida
             );
         }
     } else if !bind.is_empty() {
-        v.check(at.key("bind"), checks::ip_address(bind));
+        v.check(at.key("bind"), validate::ip_address(bind));
     }
 }
 

@@ -156,7 +156,7 @@ impl ServiceEntry {
     fn validate_addresses(&self, at: &FieldPath, resolution: Resolution, v: &mut Validator<'_>) {
         for (i, a) in self.addresses.iter().enumerate() {
             let p = at.key("addresses").index(i);
-            v.check(p.clone(), checks::ip_subnet(a));
+            v.check(p.clone(), validate::ip_or_cidr(a));
             if a.contains('/') && !matches!(resolution, Resolution::None | Resolution::Static) {
                 v.error(
                     p,

@@ -217,7 +217,7 @@ fn validate_egress_port(at: &FieldPath, l: &EgressListener, p: &Port, v: &mut Va
     } else {
         checks::port(pat.key("number"), p.number, v);
         if !bind.is_empty() {
-            v.check(at.key("bind"), checks::ip_address(bind));
+            v.check(at.key("bind"), validate::ip_address(bind));
         }
     }
 }
@@ -275,7 +275,7 @@ impl Validate for IngressListener {
         validate_sidecar_port(&at.key("port"), p, v);
         checks::port(at.key("port").key("number"), p.number, v);
         if let Some(bind) = self.bind.as_deref().filter(|b| !b.is_empty()) {
-            v.check(at.key("bind"), checks::ip_address(bind));
+            v.check(at.key("bind"), validate::ip_address(bind));
         }
         if let Some(e) = self.default_endpoint.as_deref().filter(|e| !e.is_empty()) {
             for err in default_endpoint(e) {

@@ -133,7 +133,7 @@ impl WorkloadEntry {
             }
             return true;
         }
-        if checks::ip_address(addr).is_ok() {
+        if validate::ip_address(addr).is_ok() {
             return false;
         }
         match usage {

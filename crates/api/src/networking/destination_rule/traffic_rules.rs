@@ -547,7 +547,7 @@ impl Validate for TunnelSettings {
         if self.target_host.is_empty() {
             v.required(at.key("targetHost"), false);
         } else if validate::fqdn_host(&self.target_host).is_err()
-            && checks::ip_address(&self.target_host).is_err()
+            && validate::ip_address(&self.target_host).is_err()
         {
             v.error(
                 at.key("targetHost"),

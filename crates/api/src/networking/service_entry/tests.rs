@@ -107,7 +107,7 @@ fn addresses_and_resolution() {
         &se(&format!(
             "  hosts: [example.com]\n  addresses: [not-an-ip]\n{HTTPS}"
         )),
-        &["spec.addresses[0]", "not a valid IP address"],
+        &["spec.addresses[0]", "not an IP address or CIDR block"],
     );
 }
 
