@@ -1,5 +1,10 @@
 //! The validation context every kind's rules write into, and the checks that many kinds
 //! share (hosts, durations, ports, percentages, regexes, labels, names).
+//!
+//! DNS names come in two families (see `validate/hosts.rs`): Istio's ([`wildcard_host`],
+//! [`fqdn_host`], [`partial_wildcard`], [`is_dns_label`]; either case) for what istiod
+//! validates, such as config hosts and `exportTo` namespaces, and Kubernetes'
+//! ([`is_k8s_label`], [`is_k8s_subdomain`]; lower case) for names the API server checks.
 
 use std::collections::BTreeMap;
 use std::fmt;
