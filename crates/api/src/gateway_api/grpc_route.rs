@@ -155,7 +155,7 @@ fn rule(at: &FieldPath, r: &GrpcRouteRule, v: &mut Validator<'_>) {
     checks::max_items(at.key("backendRefs"), r.backend_refs.len(), 16, v);
     for (i, b) in r.backend_refs.iter().enumerate() {
         let at = at.key("backendRefs").index(i);
-        refs::weighted_backend(&at, &b.fields(), b.weight, v);
+        refs::weighted_backend(&at, &b.ref_fields(), b.port, b.weight, v);
         filter_list(&at.key("filters"), &b.filters, v);
     }
     if let Some(sp) = &r.session_persistence {

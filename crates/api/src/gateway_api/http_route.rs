@@ -384,7 +384,7 @@ impl Validate for HttpRouteFilter {
 }
 
 fn backend_ref(at: &FieldPath, b: &HttpBackendRef, v: &mut Validator<'_>) {
-    refs::weighted_backend(at, &b.fields(), b.weight, v);
+    refs::weighted_backend(at, &b.ref_fields(), b.port, b.weight, v);
     filter_list(&at.key("filters"), &b.filters, v);
 }
 

@@ -55,13 +55,7 @@ impl ParentReference {
 
 impl Validate for ParentReference {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        let fields = RefFields {
-            group: self.group.as_deref(),
-            kind: self.kind.as_deref(),
-            name: &self.name,
-            namespace: self.namespace.as_deref(),
-        };
-        fields.validate(at, v);
+        self.ref_fields().validate(at, v);
         if let Some(s) = &self.section_name {
             v.check(at.key("sectionName"), checks::section_name(s));
         }
@@ -149,17 +143,10 @@ impl RefFields<'_> {
     }
 }
 
-/// The fields every kind of backend reference shares, for their common rules.
-pub struct BackendFields<'a> {
-    pub reference: RefFields<'a>,
-    pub port: Option<i32>,
-}
-
 /// Rules of any backend reference: valid names, and a port for a Service.
-pub fn backend_fields(at: &FieldPath, b: &BackendFields<'_>, v: &mut Validator<'_>) {
-    let r = &b.reference;
+fn backend_fields(at: &FieldPath, r: &RefFields<'_>, port: Option<i32>, v: &mut Validator<'_>) {
     r.validate(at, v);
-    match b.port {
+    match port {
         Some(p) => v.check(at.key("port"), checks::port(p)),
         None if r.group.unwrap_or("").is_empty() && r.kind.unwrap_or("Service") == "Service" => {
             v.error(
@@ -174,27 +161,27 @@ pub fn backend_fields(at: &FieldPath, b: &BackendFields<'_>, v: &mut Validator<'
     }
 }
 
-/// `fields()` for the backend reference types, which all spell the shared fields alike.
-macro_rules! backend_fields_of {
+/// `ref_fields()` for the reference types, which all spell group, kind, name and namespace
+/// alike.
+macro_rules! ref_fields_of {
     ($($ty:ty),+) => {$(
         impl $ty {
-            /// The fields the backend rules check.
-            pub fn fields(&self) -> BackendFields<'_> {
-                BackendFields {
-                    reference: RefFields {
-                        group: self.group.as_deref(),
-                        kind: self.kind.as_deref(),
-                        name: &self.name,
-                        namespace: self.namespace.as_deref(),
-                    },
-                    port: self.port,
+            /// The fields the reference rules check.
+            pub fn ref_fields(&self) -> RefFields<'_> {
+                RefFields {
+                    group: self.group.as_deref(),
+                    kind: self.kind.as_deref(),
+                    name: &self.name,
+                    namespace: self.namespace.as_deref(),
                 }
             }
         }
     )+};
 }
 
-backend_fields_of!(
+ref_fields_of!(
+    ParentReference,
+    SecretObjectReference,
     BackendObjectReference,
     BackendRef,
     crate::gateway_api::http_route::HttpBackendRef,
@@ -203,18 +190,19 @@ backend_fields_of!(
 
 impl Validate for BackendObjectReference {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        backend_fields(at, &self.fields(), v);
+        backend_fields(at, &self.ref_fields(), self.port, v);
     }
 }
 
 /// Rules of a weighted backend of a route rule (`backendRefs[]` of any route kind).
 pub fn weighted_backend(
     at: &FieldPath,
-    b: &BackendFields<'_>,
+    r: &RefFields<'_>,
+    port: Option<i32>,
     weight: Option<i32>,
     v: &mut Validator<'_>,
 ) {
-    backend_fields(at, b, v);
+    backend_fields(at, r, port, v);
     self::weight(at.key("weight"), weight, v);
 }
 
@@ -243,7 +231,7 @@ pub struct BackendRef {
 
 impl Validate for BackendRef {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        weighted_backend(at, &self.fields(), self.weight, v);
+        weighted_backend(at, &self.ref_fields(), self.port, self.weight, v);
     }
 }
 
@@ -263,13 +251,7 @@ pub struct SecretObjectReference {
 
 impl Validate for SecretObjectReference {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        let fields = RefFields {
-            group: self.group.as_deref(),
-            kind: self.kind.as_deref(),
-            name: &self.name,
-            namespace: self.namespace.as_deref(),
-        };
-        fields.validate(at, v);
+        self.ref_fields().validate(at, v);
     }
 }
 
