@@ -65,16 +65,7 @@ impl Findings {
         code: &'static str,
         message: String,
     ) {
-        self.push(
-            object,
-            Diagnostic {
-                severity,
-                code: Some(code),
-                path: at,
-                message,
-                hint: None,
-            },
-        );
+        self.push(object, finding(at, severity, code, message));
     }
 
     /// Records a finding with advice on how to fix it.
@@ -87,17 +78,7 @@ impl Findings {
         message: String,
         hint: impl Into<String>,
     ) {
-        let hint = Some(hint.into());
-        self.push(
-            object,
-            Diagnostic {
-                severity,
-                code: Some(code),
-                path: at,
-                message,
-                hint,
-            },
-        );
+        self.push(object, finding(at, severity, code, message).with_hint(hint));
     }
 
     pub(crate) fn push(&mut self, object: &Object, diagnostic: Diagnostic) {
@@ -107,6 +88,17 @@ impl Findings {
             object: Some(object.object_ref()),
             diagnostic,
         });
+    }
+}
+
+/// An analyzer's diagnostic: a coded finding with no hint yet.
+fn finding(at: FieldPath, severity: Severity, code: &'static str, message: String) -> Diagnostic {
+    Diagnostic {
+        severity,
+        code: Some(code),
+        path: at,
+        message,
+        hint: None,
     }
 }
 

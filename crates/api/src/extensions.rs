@@ -5,9 +5,8 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use crate::common::{PolicyTargetReference, WorkloadSelector};
+use crate::common::{PolicyScope, PolicyTargetReference, WorkloadSelector};
 use crate::path::FieldPath;
-use crate::security::request_authentication::scope::Scope;
 use crate::security::request_authentication::uri;
 use crate::validate::{self, Validate, Validator};
 
@@ -187,7 +186,7 @@ const MAX_ENV: usize = 256;
 
 impl Validate for WasmPlugin {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        Scope {
+        PolicyScope {
             selector: self.selector.as_ref(),
             target_ref: self.target_ref.as_ref(),
             target_refs: &self.target_refs,

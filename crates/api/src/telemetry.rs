@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::common::{PolicyTargetReference, WorkloadSelector};
+use crate::common::{PolicyScope, PolicyTargetReference, WorkloadSelector};
 use crate::path::FieldPath;
-use crate::security::request_authentication::scope::Scope;
 use crate::validate::{self, Duration, Validate, Validator};
 
 /// The spec of a Telemetry.
@@ -249,7 +248,7 @@ pub struct AccessLogFilter {
 
 impl Validate for Telemetry {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        Scope {
+        PolicyScope {
             selector: self.selector.as_ref(),
             target_ref: self.target_ref.as_ref(),
             target_refs: &self.target_refs,

@@ -1,5 +1,10 @@
 //! The validation context every kind's rules write into, and the checks that many kinds
 //! share (hosts, durations, ports, percentages, regexes, labels, names).
+//!
+//! DNS names come in two families (see `validate/hosts.rs`): Istio's ([`wildcard_host`],
+//! [`fqdn_host`], [`partial_wildcard`], [`is_dns_label`]; either case) for what istiod
+//! validates, such as config hosts and `exportTo` namespaces, and Kubernetes'
+//! ([`is_k8s_label`], [`is_k8s_subdomain`]; lower case) for names the API server checks.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +14,14 @@ use serde::{Deserialize, Deserializer};
 
 use crate::diag::Diagnostic;
 use crate::path::FieldPath;
+
+mod hosts;
+
+pub(crate) use hosts::is_go_integer;
+pub use hosts::{
+    DNS_LABEL_RULE, fqdn_host, gateway_bound_host, is_dns_label, is_k8s_label, is_k8s_subdomain,
+    partial_wildcard, wildcard_host,
+};
 
 /// The rules of one kind: called on the typed object once it has decoded.
 pub trait Validate {
@@ -174,38 +187,11 @@ pub fn duration_ms(d: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// A service host as Istio's configs name it: a DNS name (`reviews`, `reviews.default`,
-/// `reviews.default.svc.cluster.local`), optionally wildcarded in its first label
-/// (`*.example.com`) or `*` alone when `wildcard` is allowed. Short names resolve later
-/// against the object's namespace.
-pub fn host(host: &str, wildcard: bool) -> Result<(), String> {
-    if host.is_empty() {
-        return Err("host must not be empty".into());
-    }
-    if host == "*" {
-        return if wildcard {
-            Ok(())
-        } else {
-            Err("wildcard host \"*\" is not allowed here".into())
-        };
-    }
-    let name = match host.strip_prefix("*.") {
-        Some(rest) if wildcard => rest,
-        Some(_) => return Err(format!("wildcard host {host:?} is not allowed here")),
-        None => host,
-    };
-    if host.len() > 255 {
-        return Err(format!("host {host:?} is longer than 255 characters"));
-    }
-    let name = name.strip_suffix('.').unwrap_or(name);
-    for label in name.split('.') {
-        dns1123_label(label).map_err(|e| format!("invalid host {host:?}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// A DNS-1123 label: 1–63 lowercase letters, digits and '-', not starting or ending with '-'.
-/// (Upper case is accepted too: DNS is case-insensitive and Istio lower-cases hosts.)
+/// A DNS-1123 label with a message when it is not one: the check for the Kubernetes names
+/// Weft validates itself (`metadata.namespace`, container names, label-key prefixes).
+/// It accepts upper case, as Istio's [`is_dns_label`] does, although the API server would
+/// refuse it in those names: use [`is_k8s_label`] where lower case must be enforced, and
+/// the host checks ([`wildcard_host`], [`fqdn_host`]) for hosts.
 pub fn dns1123_label(label: &str) -> Result<(), String> {
     if label.is_empty() {
         return Err("empty DNS label".into());
@@ -213,18 +199,22 @@ pub fn dns1123_label(label: &str) -> Result<(), String> {
     if label.len() > 63 {
         return Err(format!("DNS label {label:?} is longer than 63 characters"));
     }
-    let ok = label
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !label.starts_with('-')
-        && !label.ends_with('-');
-    if ok {
+    if is_dns_label(label) {
         Ok(())
     } else {
         Err(format!(
             "{label:?} is not a valid DNS label (letters, digits and '-')"
         ))
     }
+}
+
+/// A header name as Istio's `ValidateHTTPHeaderName` takes it: letters, digits, '-' and
+/// '_' (no pseudo-headers, no other token characters).
+pub fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A port number, 1–65535.
@@ -263,13 +253,23 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
-/// An IP address or a CIDR block (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`).
+/// An IP address (`10.0.0.1`, `::1`).
+pub fn ip_address(text: &str) -> Result<(), String> {
+    text.parse::<IpAddr>()
+        .map(|_| ())
+        .map_err(|_| format!("{text:?} is not a valid IP address"))
+}
+
+/// An IP address or a CIDR block (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`); a text with a
+/// '/' is judged, and reported on, as a CIDR block.
 pub fn ip_or_cidr(text: &str) -> Result<(), String> {
-    if text.parse::<IpAddr>().is_ok() || text.parse::<ipnet::IpNet>().is_ok() {
-        Ok(())
-    } else {
-        Err(format!("{text:?} is not an IP address or CIDR block"))
+    if !text.contains('/') {
+        return ip_address(text)
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR block"));
     }
+    text.parse::<ipnet::IpNet>()
+        .map(|_| ())
+        .map_err(|_| format!("{text:?} is not a valid CIDR block"))
 }
 
 /// Kubernetes label keys and values (`app`, `app.kubernetes.io/name: bookinfo`).
@@ -325,15 +325,7 @@ pub fn object_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("metadata.name is required".into());
     }
-    let ok = name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-    if ok {
+    if is_k8s_subdomain(name) {
         Ok(())
     } else {
         Err(format!(

@@ -7,13 +7,12 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::gateway_api::gateway::checks;
-use crate::gateway_api::gateway::refs::{
-    self, BackendFields, LocalObjectReference, ParentReference,
-};
+use crate::gateway_api::gateway::refs::{self, LocalObjectReference, ParentReference};
 use crate::gateway_api::http_route::filters::{
-    self, HeaderMatch, HttpHeaderFilter, HttpRequestMirrorFilter, MatchOn, SessionPersistence,
+    self, CommonFilters, HeaderMatch, HttpHeaderFilter, HttpRequestMirrorFilter, MatchOn,
+    SessionPersistence,
 };
-use crate::gateway_api::http_route::{route_hostnames, rule_names};
+use crate::gateway_api::http_route::{route_hostnames, rule_list};
 use crate::path::FieldPath;
 use crate::validate::{Validate, Validator};
 
@@ -136,8 +135,7 @@ impl Validate for GrpcRoute {
         refs::parent_refs(&at.key("parentRefs"), &self.parent_refs, v);
         route_hostnames(&at.key("hostnames"), &self.hostnames, v);
         let rules = at.key("rules");
-        checks::max_items(rules.clone(), self.rules.len(), 16, v);
-        rule_names(&rules, self.rules.iter().map(|r| r.name.as_deref()), v);
+        rule_list(&rules, self.rules.iter().map(|r| r.name.as_deref()), v);
         for (i, r) in self.rules.iter().enumerate() {
             rule(&rules.index(i), r, v);
         }
@@ -157,15 +155,7 @@ fn rule(at: &FieldPath, r: &GrpcRouteRule, v: &mut Validator<'_>) {
     checks::max_items(at.key("backendRefs"), r.backend_refs.len(), 16, v);
     for (i, b) in r.backend_refs.iter().enumerate() {
         let at = at.key("backendRefs").index(i);
-        let fields = BackendFields {
-            group: b.group.as_deref(),
-            kind: b.kind.as_deref(),
-            name: &b.name,
-            namespace: b.namespace.as_deref(),
-            port: b.port,
-        };
-        refs::backend_fields(&at, &fields, v);
-        refs::weight(at.key("weight"), b.weight, v);
+        refs::weighted_backend(&at, &b.ref_fields(), b.port, b.weight, v);
         filter_list(&at.key("filters"), &b.filters, v);
     }
     if let Some(sp) = &r.session_persistence {
@@ -206,55 +196,25 @@ fn method_match(at: &FieldPath, m: &GrpcMethodMatch, v: &mut Validator<'_>) {
 }
 
 fn filter_list(at: &FieldPath, list: &[GrpcRouteFilter], v: &mut Validator<'_>) {
-    checks::max_items(at.clone(), list.len(), 16, v);
-    for (i, f) in list.iter().enumerate() {
-        f.validate(&at.index(i), v);
-    }
-    let types: Vec<Option<&str>> = list
-        .iter()
-        .map(|f| f.type_.map(GrpcRouteFilterType::as_str))
-        .collect();
-    filters::no_repeats(
+    let once = ["RequestHeaderModifier", "ResponseHeaderModifier"];
+    filters::filter_list(
         at,
-        &types,
-        &["RequestHeaderModifier", "ResponseHeaderModifier"],
+        list,
+        |f| f.type_.map(GrpcRouteFilterType::as_str),
+        &once,
         v,
     );
 }
 
 impl Validate for GrpcRouteFilter {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        let fields = [
-            (
-                "requestHeaderModifier",
-                "RequestHeaderModifier",
-                self.request_header_modifier.is_some(),
-            ),
-            (
-                "responseHeaderModifier",
-                "ResponseHeaderModifier",
-                self.response_header_modifier.is_some(),
-            ),
-            (
-                "requestMirror",
-                "RequestMirror",
-                self.request_mirror.is_some(),
-            ),
-            ("extensionRef", "ExtensionRef", self.extension_ref.is_some()),
-        ];
-        filters::filter_fields(at, self.type_.map(GrpcRouteFilterType::as_str), &fields, v);
-        if let Some(h) = &self.request_header_modifier {
-            h.validate(&at.key("requestHeaderModifier"), v);
-        }
-        if let Some(h) = &self.response_header_modifier {
-            h.validate(&at.key("responseHeaderModifier"), v);
-        }
-        if let Some(m) = &self.request_mirror {
-            m.validate(&at.key("requestMirror"), v);
-        }
-        if let Some(e) = &self.extension_ref {
-            e.validate(&at.key("extensionRef"), v);
-        }
+        let common = CommonFilters {
+            request_header_modifier: self.request_header_modifier.as_ref(),
+            response_header_modifier: self.response_header_modifier.as_ref(),
+            request_mirror: self.request_mirror.as_ref(),
+            extension_ref: self.extension_ref.as_ref(),
+        };
+        common.validate(at, self.type_.map(GrpcRouteFilterType::as_str), &[], v);
     }
 }
 

@@ -7,13 +7,12 @@ pub mod filters;
 use serde::Deserialize;
 
 use self::filters::{
-    HeaderMatch, HttpCorsFilter, HttpExternalAuthFilter, HttpHeaderFilter, HttpRequestMirrorFilter,
-    HttpRequestRedirectFilter, HttpUrlRewriteFilter, MatchOn, SessionPersistence,
+    CommonFilters, HeaderMatch, HttpCorsFilter, HttpExternalAuthFilter, HttpHeaderFilter,
+    HttpRequestMirrorFilter, HttpRequestRedirectFilter, HttpUrlRewriteFilter, MatchOn,
+    SessionPersistence,
 };
 use crate::gateway_api::gateway::checks::{self, GatewayDuration};
-use crate::gateway_api::gateway::refs::{
-    self, BackendFields, LocalObjectReference, ParentReference,
-};
+use crate::gateway_api::gateway::refs::{self, LocalObjectReference, ParentReference};
 use crate::path::FieldPath;
 use crate::validate::{Validate, Validator};
 
@@ -188,8 +187,7 @@ impl Validate for HttpRoute {
         refs::parent_refs(&at.key("parentRefs"), &self.parent_refs, v);
         route_hostnames(&at.key("hostnames"), &self.hostnames, v);
         let rules = at.key("rules");
-        checks::max_items(rules.clone(), self.rules.len(), 16, v);
-        rule_names(&rules, self.rules.iter().map(|r| r.name.as_deref()), v);
+        rule_list(&rules, self.rules.iter().map(|r| r.name.as_deref()), v);
         let total: usize = self.rules.iter().map(|r| r.matches.len().max(1)).sum();
         if total > 128 {
             v.error(
@@ -212,13 +210,15 @@ pub fn route_hostnames(at: &FieldPath, hosts: &[String], v: &mut Validator<'_>) 
     }
 }
 
-/// The optional `name` of each rule of a route: a section name, unique in the route.
-pub fn rule_names<'a>(
+/// The `rules` of any route kind, by their optional names: at most 16 rules, and each name
+/// a section name, unique in the route.
+pub fn rule_list<'a>(
     at: &FieldPath,
     names: impl Iterator<Item = Option<&'a str>>,
     v: &mut Validator<'_>,
 ) {
     let names: Vec<Option<&str>> = names.collect();
+    checks::max_items(at.clone(), names.len(), 16, v);
     for (i, name) in names.iter().enumerate() {
         let Some(name) = name else { continue };
         v.check(at.index(i).key("name"), checks::section_name(name));
@@ -324,14 +324,6 @@ fn path_match(at: &FieldPath, p: &HttpPathMatch, v: &mut Validator<'_>) {
 /// Filters of a rule or of one backend: at most 16, each valid, the non-repeatable ones once,
 /// and never both a redirect and a rewrite.
 fn filter_list(at: &FieldPath, list: &[HttpRouteFilter], v: &mut Validator<'_>) {
-    checks::max_items(at.clone(), list.len(), 16, v);
-    for (i, f) in list.iter().enumerate() {
-        f.validate(&at.index(i), v);
-    }
-    let types: Vec<Option<&str>> = list
-        .iter()
-        .map(|f| f.type_.map(HttpRouteFilterType::as_str))
-        .collect();
     let once = [
         "CORS",
         "RequestHeaderModifier",
@@ -339,7 +331,13 @@ fn filter_list(at: &FieldPath, list: &[HttpRouteFilter], v: &mut Validator<'_>) 
         "RequestRedirect",
         "URLRewrite",
     ];
-    filters::no_repeats(at, &types, &once, v);
+    let types = filters::filter_list(
+        at,
+        list,
+        |f| f.type_.map(HttpRouteFilterType::as_str),
+        &once,
+        v,
+    );
     let redirect = types.contains(&Some("RequestRedirect"));
     if let Some(i) = types.iter().position(|t| *t == Some("URLRewrite"))
         && redirect
@@ -353,22 +351,13 @@ fn filter_list(at: &FieldPath, list: &[HttpRouteFilter], v: &mut Validator<'_>) 
 
 impl Validate for HttpRouteFilter {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        let fields = [
-            (
-                "requestHeaderModifier",
-                "RequestHeaderModifier",
-                self.request_header_modifier.is_some(),
-            ),
-            (
-                "responseHeaderModifier",
-                "ResponseHeaderModifier",
-                self.response_header_modifier.is_some(),
-            ),
-            (
-                "requestMirror",
-                "RequestMirror",
-                self.request_mirror.is_some(),
-            ),
+        let common = CommonFilters {
+            request_header_modifier: self.request_header_modifier.as_ref(),
+            response_header_modifier: self.response_header_modifier.as_ref(),
+            request_mirror: self.request_mirror.as_ref(),
+            extension_ref: self.extension_ref.as_ref(),
+        };
+        let own = [
             (
                 "requestRedirect",
                 "RequestRedirect",
@@ -377,18 +366,8 @@ impl Validate for HttpRouteFilter {
             ("urlRewrite", "URLRewrite", self.url_rewrite.is_some()),
             ("cors", "CORS", self.cors.is_some()),
             ("externalAuth", "ExternalAuth", self.external_auth.is_some()),
-            ("extensionRef", "ExtensionRef", self.extension_ref.is_some()),
         ];
-        filters::filter_fields(at, self.type_.map(HttpRouteFilterType::as_str), &fields, v);
-        if let Some(h) = &self.request_header_modifier {
-            h.validate(&at.key("requestHeaderModifier"), v);
-        }
-        if let Some(h) = &self.response_header_modifier {
-            h.validate(&at.key("responseHeaderModifier"), v);
-        }
-        if let Some(m) = &self.request_mirror {
-            m.validate(&at.key("requestMirror"), v);
-        }
+        common.validate(at, self.type_.map(HttpRouteFilterType::as_str), &own, v);
         if let Some(r) = &self.request_redirect {
             r.validate(&at.key("requestRedirect"), v);
         }
@@ -401,22 +380,11 @@ impl Validate for HttpRouteFilter {
         if let Some(e) = &self.external_auth {
             e.validate(&at.key("externalAuth"), v);
         }
-        if let Some(e) = &self.extension_ref {
-            e.validate(&at.key("extensionRef"), v);
-        }
     }
 }
 
 fn backend_ref(at: &FieldPath, b: &HttpBackendRef, v: &mut Validator<'_>) {
-    let fields = BackendFields {
-        group: b.group.as_deref(),
-        kind: b.kind.as_deref(),
-        name: &b.name,
-        namespace: b.namespace.as_deref(),
-        port: b.port,
-    };
-    refs::backend_fields(at, &fields, v);
-    refs::weight(at.key("weight"), b.weight, v);
+    refs::weighted_backend(at, &b.ref_fields(), b.port, b.weight, v);
     filter_list(&at.key("filters"), &b.filters, v);
 }
 

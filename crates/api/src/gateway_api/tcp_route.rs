@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::gateway_api::gateway::checks;
 use crate::gateway_api::gateway::refs::{self, BackendRef, ParentReference};
-use crate::gateway_api::http_route::{route_hostnames, rule_names};
+use crate::gateway_api::http_route::{route_hostnames, rule_list};
 use crate::path::FieldPath;
 use crate::validate::{Validate, Validator};
 
@@ -50,8 +50,7 @@ fn rules(at: &FieldPath, rules: &[StreamRouteRule], v: &mut Validator<'_>) {
     if rules.is_empty() {
         v.error(at.clone(), "needs at least one rule with backendRefs");
     }
-    checks::max_items(at.clone(), rules.len(), 16, v);
-    rule_names(at, rules.iter().map(|r| r.name.as_deref()), v);
+    rule_list(at, rules.iter().map(|r| r.name.as_deref()), v);
     for (i, r) in rules.iter().enumerate() {
         let at = at.index(i).key("backendRefs");
         if r.backend_refs.is_empty() {

@@ -2,7 +2,6 @@
 //! it — named subsets of its endpoints, load balancing, connection pools, outlier
 //! detection and client TLS — with Istio's rules for them.
 
-pub(crate) mod checks;
 mod traffic_policy;
 mod traffic_rules;
 
@@ -20,10 +19,11 @@ pub use traffic_policy::{
     TcpKeepalive, TcpSettings, TrafficPolicy, TunnelSettings, WarmupConfiguration,
 };
 
+use super::checks::{self, Exporter};
 use crate::common::WorkloadSelector;
 use crate::load::did_you_mean;
 use crate::path::FieldPath;
-use crate::validate::{self, Validate, Validator};
+use crate::validate::{self, DNS_LABEL_RULE, Validate, Validator};
 
 /// `DestinationRule.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -102,7 +102,7 @@ impl Validate for DestinationRule {
                 "host is required: the service this rule applies to (e.g. reviews or reviews.default.svc.cluster.local)",
             );
         } else {
-            v.check(at.key("host"), checks::wildcard_domain(&self.host));
+            v.check(at.key("host"), validate::wildcard_host(&self.host));
         }
         if let Some(tp) = &self.traffic_policy {
             tp.validate(&at.key("trafficPolicy"), v);
@@ -121,13 +121,10 @@ impl Validate for DestinationRule {
             }
             s.validate(&sat, v);
         }
-        checks::export_to(
-            &at.key("exportTo"),
-            &self.export_to,
-            false,
-            self.workload_selector.is_some(),
-            v,
-        );
+        let exporter = Exporter::DestinationRule {
+            workload_selector: self.workload_selector.is_some(),
+        };
+        checks::export_to(&at.key("exportTo"), &self.export_to, exporter, v);
         if let Some(sel) = &self.workload_selector {
             checks::match_labels_selector(&at.key("workloadSelector"), sel, "DestinationRule", v);
         }
@@ -141,13 +138,10 @@ impl Validate for Subset {
                 at.key("name"),
                 "subset name is required (routes refer to the subset by it, e.g. name: v1)",
             );
-        } else if !checks::is_dns1123_label(&self.name) {
+        } else if !validate::is_dns_label(&self.name) {
             v.error(
                 at.key("name"),
-                format!(
-                    "invalid subset name {:?}: letters, digits and '-', at most 63, not starting or ending with '-'",
-                    self.name
-                ),
+                format!("invalid subset name {:?}: {DNS_LABEL_RULE}", self.name),
             );
         }
         validate::labels(&at.key("labels"), &self.labels, v);

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 pub use tls::{ServerTlsMode, ServerTlsSettings, TlsCertificate, TlsProtocol};
 
-use super::destination_rule::checks::{self, UNIX_PREFIX};
+use super::checks::{self, UNIX_PREFIX};
 use crate::path::FieldPath;
-use crate::validate::{Validate, Validator};
+use crate::validate::{self, Validate, Validator};
 
 /// `Gateway.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -149,7 +149,7 @@ pub(crate) fn check_protocol(protocol: &str, empty_ok: bool) -> Result<(), Strin
 
 impl Validate for Gateway {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        if !checks::is_dns1123_label(v.name) && !v.name.is_empty() {
+        if !validate::is_dns_label(v.name) && !v.name.is_empty() {
             v.error(
                 FieldPath::of("metadata").key("name"),
                 format!(
@@ -270,7 +270,7 @@ fn validate_bind(at: &FieldPath, port: Option<&Port>, bind: &str, v: &mut Valida
             );
         }
     } else if !bind.is_empty() {
-        v.check(at.key("bind"), checks::ip_address(bind));
+        v.check(at.key("bind"), validate::ip_address(bind));
     }
 }
 

@@ -1,5 +1,6 @@
 //! `networking.istio.io`: traffic management (v1alpha3, v1beta1 and v1 share one model).
 
+pub(crate) mod checks;
 pub mod destination_rule;
 pub mod envoy_filter;
 pub mod gateway;

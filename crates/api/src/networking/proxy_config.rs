@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::destination_rule::checks;
+use super::checks;
 use crate::common::WorkloadSelector;
 use crate::path::FieldPath;
 use crate::validate::{Validate, Validator};

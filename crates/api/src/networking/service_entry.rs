@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::destination_rule::checks;
+use super::checks::{self, Exporter};
 use super::gateway::{Protocol, check_protocol};
 use super::workload_entry::{EntryUse, WorkloadEntry, WorkloadSelector};
 use crate::path::FieldPath;
-use crate::validate::{Validate, Validator};
+use crate::validate::{self, Validate, Validator};
 
 /// `ServiceEntry.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -120,7 +120,12 @@ impl Validate for ServiceEntry {
                 "several hosts with a port that is neither HTTP nor TLS: plain TCP cannot tell the hosts apart (use one host per ServiceEntry, or resolution NONE)",
             );
         }
-        checks::export_to(&at.key("exportTo"), &self.export_to, true, false, v);
+        checks::export_to(
+            &at.key("exportTo"),
+            &self.export_to,
+            Exporter::ServiceEntry,
+            v,
+        );
     }
 }
 
@@ -141,8 +146,8 @@ impl ServiceEntry {
                 );
                 continue;
             }
-            v.check(p.clone(), checks::wildcard_domain(h));
-            if let Err(e) = checks::partial_wildcard(h) {
+            v.check(p.clone(), validate::wildcard_host(h));
+            if let Err(e) = validate::partial_wildcard(h) {
                 v.warn(p, e);
             }
         }
@@ -151,7 +156,7 @@ impl ServiceEntry {
     fn validate_addresses(&self, at: &FieldPath, resolution: Resolution, v: &mut Validator<'_>) {
         for (i, a) in self.addresses.iter().enumerate() {
             let p = at.key("addresses").index(i);
-            v.check(p.clone(), checks::ip_subnet(a));
+            v.check(p.clone(), validate::ip_or_cidr(a));
             if a.contains('/') && !matches!(resolution, Resolution::None | Resolution::Static) {
                 v.error(
                     p,
@@ -248,7 +253,8 @@ impl ServiceEntry {
         };
         if self.endpoints.is_empty() {
             for (i, h) in self.hosts.iter().enumerate() {
-                if h != "*" && checks::fqdn(h).is_err() && checks::wildcard_domain(h).is_ok() {
+                if h != "*" && validate::fqdn_host(h).is_err() && validate::wildcard_host(h).is_ok()
+                {
                     v.error(
                         at.key("hosts").index(i),
                         format!("host {h:?} cannot be resolved: with resolution {mode} and no endpoints, hosts must be DNS names without wildcards"),

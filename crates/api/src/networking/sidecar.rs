@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use super::checks::{self, UNIX_PREFIX};
 use super::destination_rule::ConnectionPoolSettings;
-use super::destination_rule::checks::{self, UNIX_PREFIX};
 use super::gateway::{Port, ServerTlsMode, ServerTlsSettings, check_protocol};
 use super::workload_entry::WorkloadSelector;
 use crate::common::PortSelector;
 use crate::path::FieldPath;
-use crate::validate::{Validate, Validator};
+use crate::validate::{self, Validate, Validator};
 
 /// `Sidecar.spec`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -217,7 +217,7 @@ fn validate_egress_port(at: &FieldPath, l: &EgressListener, p: &Port, v: &mut Va
     } else {
         checks::port(pat.key("number"), p.number, v);
         if !bind.is_empty() {
-            v.check(at.key("bind"), checks::ip_address(bind));
+            v.check(at.key("bind"), validate::ip_address(bind));
         }
     }
 }
@@ -275,7 +275,7 @@ impl Validate for IngressListener {
         validate_sidecar_port(&at.key("port"), p, v);
         checks::port(at.key("port").key("number"), p.number, v);
         if let Some(bind) = self.bind.as_deref().filter(|b| !b.is_empty()) {
-            v.check(at.key("bind"), checks::ip_address(bind));
+            v.check(at.key("bind"), validate::ip_address(bind));
         }
         if let Some(e) = self.default_endpoint.as_deref().filter(|e| !e.is_empty()) {
             for err in default_endpoint(e) {
@@ -370,10 +370,10 @@ impl Validate for OutboundTrafficPolicy {
                 "egressProxy.host must name a service (e.g. egress.istio-system.svc.cluster.local)",
             );
         } else {
-            v.check(at.key("host"), checks::fqdn(&proxy.host));
+            v.check(at.key("host"), validate::fqdn_host(&proxy.host));
         }
         if let Some(s) = proxy.subset.as_deref().filter(|s| !s.is_empty())
-            && !checks::is_dns1123_label(s)
+            && !validate::is_dns_label(s)
         {
             v.error(at.key("subset"), format!("invalid subset name {s:?}"));
         }

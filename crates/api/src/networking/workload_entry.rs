@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::destination_rule::checks::{self, UNIX_PREFIX};
+use super::checks::{self, UNIX_PREFIX};
 use crate::path::FieldPath;
 use crate::validate::{self, Validate, Validator};
 
@@ -133,7 +133,7 @@ impl WorkloadEntry {
             }
             return true;
         }
-        if checks::ip_address(addr).is_ok() {
+        if validate::ip_address(addr).is_ok() {
             return false;
         }
         match usage {
@@ -142,7 +142,7 @@ impl WorkloadEntry {
                 format!("endpoint address {addr:?} is not a valid IP address (resolution STATIC needs IPs; use DNS for host names)"),
             ),
             _ => {
-                if checks::fqdn(addr).is_err() {
+                if validate::fqdn_host(addr).is_err() {
                     v.error(
                         at,
                         format!("endpoint address {addr:?} is not a valid DNS name or IP address"),
@@ -305,12 +305,7 @@ fn validate_http_probe(at: &FieldPath, h: &HttpHealthCheck, v: &mut Validator<'_
         );
     }
     for (i, hdr) in h.http_headers.iter().enumerate() {
-        let valid = !hdr.name.is_empty()
-            && hdr
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
+        if !validate::is_header_name(&hdr.name) {
             v.error(
                 at.key("httpHeaders").index(i).key("name"),
                 format!(

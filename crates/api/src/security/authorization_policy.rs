@@ -6,9 +6,8 @@ mod rules;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::common::{PolicyTargetReference, WorkloadSelector};
+use crate::common::{PolicyScope, PolicyTargetReference, WorkloadSelector};
 use crate::path::FieldPath;
-use crate::security::request_authentication::scope::Scope;
 use crate::validate::{Validate, Validator};
 
 /// The spec of an AuthorizationPolicy. `spec: {}` is valid: an ALLOW policy with no rules
@@ -197,7 +196,7 @@ fn quoted_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
 
 impl Validate for AuthorizationPolicy {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        Scope {
+        PolicyScope {
             selector: self.selector.as_ref(),
             target_ref: self.target_ref.as_ref(),
             target_refs: &self.target_refs,

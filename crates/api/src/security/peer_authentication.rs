@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::common::WorkloadSelector;
+use crate::common::{PolicyScope, WorkloadSelector};
 use crate::path::FieldPath;
-use crate::security::request_authentication::scope::Scope;
 use crate::validate::{self, Validate, Validator};
 
 /// The spec of a PeerAuthentication.
@@ -53,7 +52,7 @@ pub enum MtlsMode {
 
 impl Validate for PeerAuthentication {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        Scope {
+        PolicyScope {
             selector: self.selector.as_ref(),
             target_ref: None,
             target_refs: &[],

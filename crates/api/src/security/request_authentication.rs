@@ -1,15 +1,13 @@
 //! `RequestAuthentication` (security.istio.io v1 and v1beta1): the JWTs a workload's
 //! proxy validates, where it finds them and what it does with their claims.
 
-pub(crate) mod scope;
 pub(crate) mod uri;
 
 use serde::Deserialize;
 
-use crate::common::{PolicyTargetReference, WorkloadSelector};
+use crate::common::{PolicyScope, PolicyTargetReference, WorkloadSelector};
 use crate::path::FieldPath;
 use crate::validate::{self, Duration, Validate, Validator};
-use scope::Scope;
 
 /// The spec of a RequestAuthentication.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -97,7 +95,7 @@ const MAX_JWKS_URI: usize = 2048;
 
 impl Validate for RequestAuthentication {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        Scope {
+        PolicyScope {
             selector: self.selector.as_ref(),
             target_ref: self.target_ref.as_ref(),
             target_refs: &self.target_refs,
@@ -220,11 +218,7 @@ fn claim_to_header(at: &FieldPath, out: &ClaimToHeader, v: &mut Validator<'_>) {
     v.required(at.key("claim"), !out.claim.is_empty());
     if out.header.is_empty() {
         v.required(at.key("header"), false);
-    } else if !out
-        .header
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    } else if !validate::is_header_name(&out.header) {
         v.error(
             at.key("header"),
             format!(

@@ -52,10 +52,10 @@ fn hosts() {
         "*",
         "a-b.c1",
     ] {
-        assert!(host(ok, true).is_ok(), "{ok}");
+        assert!(wildcard_host(ok).is_ok(), "{ok}");
     }
-    assert!(host("*", false).is_err());
-    assert!(host("*.example.com", false).is_err());
+    assert!(fqdn_host("*").is_err());
+    assert!(fqdn_host("*.example.com").is_err());
     for bad in [
         "",
         "a..b",
@@ -65,8 +65,52 @@ fn hosts() {
         "under_score.com",
         &"x".repeat(64),
     ] {
-        assert!(host(bad, true).is_err(), "{bad:?} should fail");
+        assert!(wildcard_host(bad).is_err(), "{bad:?} should fail");
     }
+}
+
+/// Istio's host syntax: `*foo` first labels, upper case, a trailing dot, and no all-digit
+/// top-level domain.
+#[test]
+fn hosts_follow_istio() {
+    for ok in [
+        "reviews",
+        "reviews.prod.svc.cluster.local",
+        "*.example.com",
+        "*",
+        "*x",
+        "*-x.io",
+        "*foo.example.com",
+        "ISTIOD-HOST.DOMAIN",
+        "a.b.",
+        "istio.io.",
+    ] {
+        assert_eq!(wildcard_host(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        "a..b",
+        "foo*.com",
+        "a.*.com",
+        "foo.*.com",
+        "ns/foo",
+        "a_b.com",
+        "10.0.0.1",
+        "-a",
+        "-a.com",
+    ] {
+        assert!(wildcard_host(bad).is_err(), "{bad:?}");
+    }
+    assert!(fqdn_host("api.example.com").is_ok() && fqdn_host("*.example.com").is_err());
+    assert!(partial_wildcard("*x").is_err() && partial_wildcard("*.x").is_ok());
+}
+
+#[test]
+fn kubernetes_names_are_lower_case() {
+    assert!(is_dns_label("Reviews") && !is_k8s_label("Reviews"));
+    assert!(is_k8s_label("istio-system") && !is_k8s_label("-a") && !is_k8s_label(""));
+    assert!(is_k8s_subdomain("gateway.networking.k8s.io") && !is_k8s_subdomain("a..b"));
+    assert!(!is_k8s_subdomain(&"a".repeat(254)) && is_k8s_subdomain(&"a".repeat(64)));
 }
 
 #[test]

@@ -19,8 +19,6 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("built-in pattern compiles")
 }
 
-static DNS_SUBDOMAIN: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"));
 static KIND: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"));
 static HEADER_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$"));
 static DOMAIN_PATH: LazyLock<Regex> = LazyLock::new(|| {
@@ -47,7 +45,7 @@ pub fn hostname(host: &str, wildcard: bool) -> Result<(), String> {
     if host.len() > 253 {
         return Err(format!("hostname {host:?} is longer than 253 characters"));
     }
-    if !DNS_SUBDOMAIN.is_match(name) {
+    if !validate::is_k8s_subdomain(name) {
         let allowed = if wildcard {
             "lower-case letters, digits, '-' and '.', optionally prefixed by '*.'"
         } else {
@@ -71,7 +69,7 @@ pub fn warn_ip_hostname(at: FieldPath, host: &str, v: &mut Validator<'_>) {
 
 /// A `SectionName` (listener names, rule names, `sectionName`): a DNS subdomain.
 pub fn section_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 253 || !DNS_SUBDOMAIN.is_match(name) {
+    if !validate::is_k8s_subdomain(name) {
         return Err(format!(
             "invalid name {name:?}: use lower-case letters, digits, '-' and '.' (at most 253), starting and ending with a letter or digit"
         ));
@@ -81,7 +79,7 @@ pub fn section_name(name: &str) -> Result<(), String> {
 
 /// A `Group`: empty (the core group) or a DNS subdomain.
 pub fn group(group: &str) -> Result<(), String> {
-    if group.is_empty() || (group.len() <= 253 && DNS_SUBDOMAIN.is_match(group)) {
+    if group.is_empty() || validate::is_k8s_subdomain(group) {
         Ok(())
     } else {
         Err(format!(
@@ -105,14 +103,7 @@ pub fn kind(kind: &str) -> Result<(), String> {
 
 /// A `Namespace` name: a DNS-1123 label.
 pub fn namespace(ns: &str) -> Result<(), String> {
-    let ok = !ns.is_empty()
-        && ns.len() <= 63
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !ns.starts_with('-')
-        && !ns.ends_with('-');
-    if ok {
+    if validate::is_k8s_label(ns) {
         Ok(())
     } else {
         Err(format!(

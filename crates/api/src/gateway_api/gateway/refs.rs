@@ -55,17 +55,7 @@ impl ParentReference {
 
 impl Validate for ParentReference {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        if let Some(g) = &self.group {
-            v.check(at.key("group"), checks::group(g));
-        }
-        if let Some(k) = &self.kind {
-            v.check(at.key("kind"), checks::kind(k));
-        }
-        if let Some(ns) = &self.namespace {
-            v.check(at.key("namespace"), checks::namespace(ns));
-        }
-        v.required(at.key("name"), !self.name.is_empty());
-        checks::max_len(at.key("name"), &self.name, 253, v);
+        self.ref_fields().validate(at, v);
         if let Some(s) = &self.section_name {
             v.check(at.key("sectionName"), checks::section_name(s));
         }
@@ -127,36 +117,43 @@ pub struct BackendObjectReference {
     pub port: Option<i32>,
 }
 
-/// The fields every kind of backend reference shares, for their common rules.
-pub struct BackendFields<'a> {
+/// The fields of a reference by name (parent, backend and secret references): an optional
+/// group and kind, a required name of at most 253 characters, an optional namespace.
+pub struct RefFields<'a> {
     pub group: Option<&'a str>,
     pub kind: Option<&'a str>,
     pub name: &'a str,
     pub namespace: Option<&'a str>,
-    pub port: Option<i32>,
+}
+
+impl RefFields<'_> {
+    /// Checks the fields of the reference at `at`.
+    pub fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
+        if let Some(g) = self.group {
+            v.check(at.key("group"), checks::group(g));
+        }
+        if let Some(k) = self.kind {
+            v.check(at.key("kind"), checks::kind(k));
+        }
+        v.required(at.key("name"), !self.name.is_empty());
+        checks::max_len(at.key("name"), self.name, 253, v);
+        if let Some(ns) = self.namespace {
+            v.check(at.key("namespace"), checks::namespace(ns));
+        }
+    }
 }
 
 /// Rules of any backend reference: valid names, and a port for a Service.
-pub fn backend_fields(at: &FieldPath, b: &BackendFields<'_>, v: &mut Validator<'_>) {
-    if let Some(g) = b.group {
-        v.check(at.key("group"), checks::group(g));
-    }
-    if let Some(k) = b.kind {
-        v.check(at.key("kind"), checks::kind(k));
-    }
-    v.required(at.key("name"), !b.name.is_empty());
-    checks::max_len(at.key("name"), b.name, 253, v);
-    if let Some(ns) = b.namespace {
-        v.check(at.key("namespace"), checks::namespace(ns));
-    }
-    match b.port {
+fn backend_fields(at: &FieldPath, r: &RefFields<'_>, port: Option<i32>, v: &mut Validator<'_>) {
+    r.validate(at, v);
+    match port {
         Some(p) => v.check(at.key("port"), checks::port(p)),
-        None if b.group.unwrap_or("").is_empty() && b.kind.unwrap_or("Service") == "Service" => {
+        None if r.group.unwrap_or("").is_empty() && r.kind.unwrap_or("Service") == "Service" => {
             v.error(
                 at.key("port"),
                 format!(
                     "a backend that is a Service needs a port (the Service port of {:?}, e.g. port: 80)",
-                    b.name
+                    r.name
                 ),
             );
         }
@@ -164,23 +161,49 @@ pub fn backend_fields(at: &FieldPath, b: &BackendFields<'_>, v: &mut Validator<'
     }
 }
 
-impl BackendObjectReference {
-    /// The fields the backend rules check.
-    pub fn fields(&self) -> BackendFields<'_> {
-        BackendFields {
-            group: self.group.as_deref(),
-            kind: self.kind.as_deref(),
-            name: &self.name,
-            namespace: self.namespace.as_deref(),
-            port: self.port,
+/// `ref_fields()` for the reference types, which all spell group, kind, name and namespace
+/// alike.
+macro_rules! ref_fields_of {
+    ($($ty:ty),+) => {$(
+        impl $ty {
+            /// The fields the reference rules check.
+            pub fn ref_fields(&self) -> RefFields<'_> {
+                RefFields {
+                    group: self.group.as_deref(),
+                    kind: self.kind.as_deref(),
+                    name: &self.name,
+                    namespace: self.namespace.as_deref(),
+                }
+            }
         }
-    }
+    )+};
 }
+
+ref_fields_of!(
+    ParentReference,
+    SecretObjectReference,
+    BackendObjectReference,
+    BackendRef,
+    crate::gateway_api::http_route::HttpBackendRef,
+    crate::gateway_api::grpc_route::GrpcBackendRef
+);
 
 impl Validate for BackendObjectReference {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        backend_fields(at, &self.fields(), v);
+        backend_fields(at, &self.ref_fields(), self.port, v);
     }
+}
+
+/// Rules of a weighted backend of a route rule (`backendRefs[]` of any route kind).
+pub fn weighted_backend(
+    at: &FieldPath,
+    r: &RefFields<'_>,
+    port: Option<i32>,
+    weight: Option<i32>,
+    v: &mut Validator<'_>,
+) {
+    backend_fields(at, r, port, v);
+    self::weight(at.key("weight"), weight, v);
 }
 
 /// A backend weight: 0–1000000 (not a percentage; weights need not sum to anything).
@@ -208,15 +231,7 @@ pub struct BackendRef {
 
 impl Validate for BackendRef {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        let fields = BackendFields {
-            group: self.group.as_deref(),
-            kind: self.kind.as_deref(),
-            name: &self.name,
-            namespace: self.namespace.as_deref(),
-            port: self.port,
-        };
-        backend_fields(at, &fields, v);
-        weight(at.key("weight"), self.weight, v);
+        weighted_backend(at, &self.ref_fields(), self.port, self.weight, v);
     }
 }
 
@@ -236,17 +251,7 @@ pub struct SecretObjectReference {
 
 impl Validate for SecretObjectReference {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
-        if let Some(g) = &self.group {
-            v.check(at.key("group"), checks::group(g));
-        }
-        if let Some(k) = &self.kind {
-            v.check(at.key("kind"), checks::kind(k));
-        }
-        v.required(at.key("name"), !self.name.is_empty());
-        checks::max_len(at.key("name"), &self.name, 253, v);
-        if let Some(ns) = &self.namespace {
-            v.check(at.key("namespace"), checks::namespace(ns));
-        }
+        self.ref_fields().validate(at, v);
     }
 }
 

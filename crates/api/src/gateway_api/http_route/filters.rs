@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use crate::gateway_api::gateway::checks::{self, GatewayDuration};
-use crate::gateway_api::gateway::refs::BackendObjectReference;
+use crate::gateway_api::gateway::refs::{BackendObjectReference, LocalObjectReference};
 use crate::path::FieldPath;
 use crate::validate::{Validate, Validator};
 
@@ -80,9 +80,80 @@ pub fn header_matches(at: &FieldPath, list: &[HeaderMatch], on: MatchOn, v: &mut
     }
 }
 
+/// The filters GRPCRoute shares with HTTPRoute, as one `filters[]` entry holds them.
+pub struct CommonFilters<'a> {
+    pub request_header_modifier: Option<&'a HttpHeaderFilter>,
+    pub response_header_modifier: Option<&'a HttpHeaderFilter>,
+    pub request_mirror: Option<&'a HttpRequestMirrorFilter>,
+    pub extension_ref: Option<&'a LocalObjectReference>,
+}
+
+impl CommonFilters<'_> {
+    /// Checks a `filters[]` entry whose `type` is `type_name`: each typed field is set exactly
+    /// when the type names it (the common fields, and `own`: the route kind's other fields as
+    /// (field name, the type that uses it, whether it is set)), and the common fields' rules.
+    pub fn validate(
+        &self,
+        at: &FieldPath,
+        type_name: Option<&str>,
+        own: &[(&str, &str, bool)],
+        v: &mut Validator<'_>,
+    ) {
+        let common = [
+            (
+                "requestHeaderModifier",
+                "RequestHeaderModifier",
+                self.request_header_modifier.is_some(),
+            ),
+            (
+                "responseHeaderModifier",
+                "ResponseHeaderModifier",
+                self.response_header_modifier.is_some(),
+            ),
+            (
+                "requestMirror",
+                "RequestMirror",
+                self.request_mirror.is_some(),
+            ),
+            ("extensionRef", "ExtensionRef", self.extension_ref.is_some()),
+        ];
+        filter_fields(at, type_name, &[&common[..], own].concat(), v);
+        if let Some(h) = self.request_header_modifier {
+            h.validate(&at.key("requestHeaderModifier"), v);
+        }
+        if let Some(h) = self.response_header_modifier {
+            h.validate(&at.key("responseHeaderModifier"), v);
+        }
+        if let Some(m) = self.request_mirror {
+            m.validate(&at.key("requestMirror"), v);
+        }
+        if let Some(e) = self.extension_ref {
+            e.validate(&at.key("extensionRef"), v);
+        }
+    }
+}
+
+/// A route's filters (of a rule or of one backend): at most 16, each valid, and the types in
+/// `once` at most once. Returns each filter's type, for the route kind's own list rules.
+pub fn filter_list<F: Validate>(
+    at: &FieldPath,
+    list: &[F],
+    type_of: impl Fn(&F) -> Option<&'static str>,
+    once: &[&str],
+    v: &mut Validator<'_>,
+) -> Vec<Option<&'static str>> {
+    checks::max_items(at.clone(), list.len(), 16, v);
+    for (i, f) in list.iter().enumerate() {
+        f.validate(&at.index(i), v);
+    }
+    let types: Vec<Option<&'static str>> = list.iter().map(type_of).collect();
+    no_repeats(at, &types, once, v);
+    types
+}
+
 /// Checks that each filter field is set exactly when `type` names it. `fields` lists each
 /// typed field as (field name, the type that uses it, whether it is set).
-pub fn filter_fields(
+fn filter_fields(
     at: &FieldPath,
     type_name: Option<&str>,
     fields: &[(&str, &str, bool)],
@@ -111,7 +182,7 @@ pub fn filter_fields(
 }
 
 /// Reports filter types that appear more than once in one list, for the types that must not.
-pub fn no_repeats(at: &FieldPath, types: &[Option<&str>], once: &[&str], v: &mut Validator<'_>) {
+fn no_repeats(at: &FieldPath, types: &[Option<&str>], once: &[&str], v: &mut Validator<'_>) {
     for (i, t) in types.iter().enumerate() {
         let Some(t) = t else { continue };
         if once.contains(t)

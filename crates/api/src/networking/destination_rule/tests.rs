@@ -1,7 +1,7 @@
 //! Tests of the DestinationRule model and Istio's rules for it, through the real loader.
 
-use super::checks::corpus_problems;
 use crate::Spec;
+use crate::networking::checks::corpus_problems;
 use crate::testing::{assert_error, assert_valid, assert_warning, problems};
 
 /// A DestinationRule named `reviews` in namespace `default` with the given spec lines

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::checks::{self, set};
 use super::traffic_policy::*;
+use crate::networking::checks::{self, set};
 use crate::path::FieldPath;
 use crate::validate::{self, Validate, Validator};
 
@@ -546,8 +546,8 @@ impl Validate for TunnelSettings {
         }
         if self.target_host.is_empty() {
             v.required(at.key("targetHost"), false);
-        } else if checks::fqdn(&self.target_host).is_err()
-            && checks::ip_address(&self.target_host).is_err()
+        } else if validate::fqdn_host(&self.target_host).is_err()
+            && validate::ip_address(&self.target_host).is_err()
         {
             v.error(
                 at.key("targetHost"),

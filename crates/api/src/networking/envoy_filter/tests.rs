@@ -1,7 +1,7 @@
 //! Tests of the EnvoyFilter model and the structure Istio checks, through the real loader.
 
 use crate::Spec;
-use crate::networking::destination_rule::checks::corpus_problems;
+use crate::networking::checks::corpus_problems;
 use crate::testing::{assert_error, assert_warning, load, problems};
 
 fn ef(spec: &str) -> String {

@@ -1,7 +1,7 @@
 //! Tests of the Gateway model and Istio's rules for it, through the real loader.
 
 use crate::Spec;
-use crate::networking::destination_rule::checks::corpus_problems;
+use crate::networking::checks::corpus_problems;
 use crate::testing::{assert_error, assert_valid, assert_warning, problems};
 
 /// A Gateway named `gw` with the given spec lines (indented as under `spec:`).

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use crate::networking::destination_rule::checks::set;
+use crate::networking::checks::set;
 use crate::path::FieldPath;
 use crate::validate::{Validate, Validator};
 

@@ -1,7 +1,7 @@
 //! Tests of the ServiceEntry model and Istio's rules for it, through the real loader.
 
 use crate::Spec;
-use crate::networking::destination_rule::checks::corpus_problems;
+use crate::networking::checks::corpus_problems;
 use crate::testing::{assert_error, assert_valid, assert_warning, problems};
 
 /// A ServiceEntry named `ext` in namespace `default` with the given spec lines.
@@ -107,7 +107,7 @@ fn addresses_and_resolution() {
         &se(&format!(
             "  hosts: [example.com]\n  addresses: [not-an-ip]\n{HTTPS}"
         )),
-        &["spec.addresses[0]", "not a valid IP address"],
+        &["spec.addresses[0]", "not an IP address or CIDR block"],
     );
 }
 

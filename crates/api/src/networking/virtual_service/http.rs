@@ -9,7 +9,7 @@ use crate::diag::Diagnostic;
 use crate::path::FieldPath;
 use crate::validate::{self, Duration, Validator};
 
-use super::names::{self, is_dns_label};
+use super::names;
 use super::rules::{Context, destination};
 use super::{
     CorsPolicy, FaultAbort, FaultDelay, HeaderOperations, Headers, HttpDirectResponse,
@@ -56,7 +56,7 @@ pub(super) fn http_route(at: &FieldPath, r: &HttpRoute, ctx: &Context<'_>, v: &m
                 "delegate has no name: no VirtualService will be found, so the route sends nothing",
             );
         }
-        if !d.namespace.is_empty() && !is_dns_label(&d.namespace) {
+        if !d.namespace.is_empty() && !validate::is_dns_label(&d.namespace) {
             v.warn(
                 at.key("delegate").key("namespace"),
                 format!(
@@ -177,7 +177,7 @@ fn match_request(at: &FieldPath, m: &HttpMatchRequest, ctx: &Context<'_>, v: &mu
         string_match(&at.key("queryParams").key(name), sm, false, v);
     }
     l4_conditions(at, m.port, &m.source_labels, &m.gateways, v);
-    if !m.source_namespace.is_empty() && !is_dns_label(&m.source_namespace) {
+    if !m.source_namespace.is_empty() && !validate::is_dns_label(&m.source_namespace) {
         v.error(
             at.key("sourceNamespace"),
             format!(

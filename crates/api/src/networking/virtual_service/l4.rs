@@ -5,7 +5,7 @@ use crate::path::FieldPath;
 use crate::validate::{self, Validator};
 
 use super::http::{l4_conditions, total_weight, weight};
-use super::names::{self, is_dns_label};
+use super::names;
 use super::rules::{Context, destination};
 use super::{L4MatchAttributes, RouteDestination, TcpRoute, TlsMatchAttributes, TlsRoute};
 
@@ -45,9 +45,9 @@ fn sni_host(at: &FieldPath, sni: &str, ctx: &Context<'_>, v: &mut Validator<'_>)
     let vs = ctx.vs;
     // Istio tells gateways from sidecars here by the absence of `mesh` alone.
     let checked = if vs.gateways.iter().all(|g| g != "mesh") {
-        names::gateway_bound_domain(true, sni)
+        validate::gateway_bound_host(true, sni)
     } else {
-        names::wildcard_domain(sni)
+        validate::wildcard_host(sni)
     };
     if let Err(e) = checked {
         if names::is_ip(sni) {
@@ -105,7 +105,7 @@ fn subnets(at: &FieldPath, subnets: &[String], v: &mut Validator<'_>) {
 /// Istio checks `sourceNamespace` only in HTTP matches; elsewhere a bad one just never
 /// matches, so it is worth a warning.
 fn source_namespace(at: &FieldPath, ns: &str, v: &mut Validator<'_>) {
-    if !ns.is_empty() && !is_dns_label(ns) {
+    if !ns.is_empty() && !validate::is_dns_label(ns) {
         v.warn(
             at.key("sourceNamespace"),
             format!("{ns:?} is not a valid namespace name: this match can never apply"),

@@ -1,128 +1,10 @@
-//! The name rules VirtualService checks lean on, as Istio applies them: hosts (DNS names
-//! with a wildcard first label), gateway references, `exportTo` entries, header names and
-//! header values, and `retryOn` policies.
+//! The name rules VirtualService checks lean on, as Istio applies them: host overlap,
+//! gateway references, header names and header values, and `retryOn` policies. (Host syntax itself is `crate::validate`'s.)
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::path::FieldPath;
-use crate::validate::Validator;
-
-/// What a DNS label may hold, as Istio spells it: letters (either case), digits and '-',
-/// starting and ending with a letter or digit, at most 63 characters.
-pub(super) fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-}
-
-/// A first label that may carry a wildcard: `*`, `*foo`, `*-foo`, or a plain label.
-fn is_wildcard_label(s: &str) -> bool {
-    if s.len() > 63 {
-        return false;
-    }
-    if s == "*" {
-        return true;
-    }
-    let rest = s
-        .strip_prefix("*-")
-        .or_else(|| s.strip_prefix('*'))
-        .unwrap_or(s);
-    is_dns_label(rest)
-}
-
-const LABEL_RULE: &str = "letters, digits and '-', starting and ending with a letter or digit";
-
-fn dns_preconditions(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty domain name".into());
-    }
-    if name.len() > 255 {
-        return Err(format!(
-            "domain name {name:?} is longer than 255 characters"
-        ));
-    }
-    Ok(())
-}
-
-/// The labels after the first: plain DNS labels, a trailing dot allowed, and a top-level
-/// domain that is not all digits.
-fn dns_labels(domain: &str, whole: &str) -> Result<(), String> {
-    let parts: Vec<&str> = domain.split('.').collect();
-    let tld = parts.last().copied().unwrap_or("");
-    if is_go_integer(tld) {
-        return Err(format!(
-            "invalid domain name {whole:?}: the top-level domain {tld:?} cannot be all digits"
-        ));
-    }
-    for (i, label) in parts.iter().enumerate() {
-        if i == parts.len() - 1 && label.is_empty() {
-            return Ok(());
-        }
-        if !is_dns_label(label) {
-            return Err(label_error(whole, label));
-        }
-    }
-    Ok(())
-}
-
-fn label_error(whole: &str, label: &str) -> String {
-    let mut msg =
-        format!("invalid domain name {whole:?}: label {label:?} is not valid ({LABEL_RULE}");
-    if label.contains('*') {
-        msg.push_str("; only the first label may hold a wildcard");
-    }
-    msg.push(')');
-    msg
-}
-
-/// Whether Go's `strconv.Atoi` would read the text as a number (Istio's all-numeric test).
-fn is_go_integer(s: &str) -> bool {
-    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && s.parse::<i64>().is_ok()
-}
-
-/// A fully qualified or short DNS name, no wildcard (`ValidateFQDN`).
-pub(super) fn fqdn(name: &str) -> Result<(), String> {
-    dns_preconditions(name)?;
-    dns_labels(name, name)
-}
-
-/// A host that may be wildcarded in its first label (`ValidateWildcardDomain`).
-pub(super) fn wildcard_domain(domain: &str) -> Result<(), String> {
-    dns_preconditions(domain)?;
-    let (first, rest) = match domain.split_once('.') {
-        Some((f, r)) => (f, Some(r)),
-        None => (domain, None),
-    };
-    if !is_wildcard_label(first) {
-        let mut msg = label_error(domain, first);
-        if domain.contains('/') {
-            msg.push_str(": a host is a DNS name such as reviews or reviews.prod.svc.cluster.local, not namespace/name");
-        }
-        return Err(msg);
-    }
-    match rest {
-        Some(rest) => dns_labels(rest, domain),
-        None => Ok(()),
-    }
-}
-
-/// The host rule for a VirtualService bound only to gateways: as [`wildcard_domain`], and
-/// with TLS routes that match on SNI, Istio's generated `outbound_.<port>_...` names too.
-pub(super) fn gateway_bound_domain(sni: bool, domain: &str) -> Result<(), String> {
-    dns_preconditions(domain)?;
-    if sni && domain.split('.').next() == Some("outbound_") {
-        return match domain.as_bytes().get("outbound_.".len()) {
-            Some(b'0'..=b'8') => Ok(()),
-            _ => Err(label_error(domain, "outbound_")),
-        };
-    }
-    wildcard_domain(domain)
-}
+use crate::validate::{self, DNS_LABEL_RULE, Validator, is_dns_label};
 
 pub(super) fn is_ip(text: &str) -> bool {
     text.parse::<IpAddr>().is_ok()
@@ -171,7 +53,9 @@ pub(super) fn gateway_names(at: &FieldPath, names: &[String], v: &mut Validator<
                         ),
                     );
                 }
-                if let Err(e) = fqdn(name) {
+                if name.is_empty() {
+                    v.error(at, "gateway name must not be empty");
+                } else if let Err(e) = validate::fqdn_host(name) {
                     v.error(at, format!("invalid gateway name: {e}"));
                 }
             }
@@ -186,61 +70,18 @@ pub(super) fn gateway_names(at: &FieldPath, names: &[String], v: &mut Validator<
                     v.error(
                         at.clone(),
                         format!(
-                            "invalid namespace {ns:?} in gateway reference {name:?} ({LABEL_RULE})"
+                            "invalid namespace {ns:?} in gateway reference {name:?} ({DNS_LABEL_RULE})"
                         ),
                     );
                 }
                 if !gw.is_empty() && !is_dns_label(gw) {
                     v.error(
                         at,
-                        format!("invalid gateway name {gw:?} in gateway reference {name:?} ({LABEL_RULE})"),
+                        format!("invalid gateway name {gw:?} in gateway reference {name:?} ({DNS_LABEL_RULE})"),
                     );
                 }
             }
         }
-    }
-}
-
-/// `exportTo`: `.` (this namespace), `*` (all) or namespace names, without repeats, and `*`
-/// alone.
-pub(super) fn export_to(at: &FieldPath, entries: &[String], v: &mut Validator<'_>) {
-    // Each namespace named so far, with the entry that named it (`.` or the name).
-    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let at = at.index(i);
-        let key = if entry == "." {
-            v.namespace
-        } else {
-            entry.as_str()
-        };
-        if let Some(first) = seen.get(key) {
-            let msg = if first == entry {
-                format!("{entry:?} is listed more than once")
-            } else {
-                format!("\".\" and {key:?} both name this VirtualService's namespace")
-            };
-            v.error(at, msg);
-            continue;
-        }
-        match key {
-            "*" | "." => {}
-            "~" => v.error(
-                at,
-                "exportTo \"~\" (export to no one) is only allowed for ServiceEntry",
-            ),
-            ns if is_dns_label(ns) => {}
-            ns => v.error(
-                at,
-                format!("invalid exportTo entry {ns:?}: use \".\", \"*\" or a namespace name"),
-            ),
-        }
-        seen.insert(key, entry);
-    }
-    if seen.contains_key("*") && entries.len() > 1 {
-        v.error(
-            at.clone(),
-            "exportTo \"*\" already exports to every namespace; it cannot be combined with other entries",
-        );
     }
 }
 
@@ -264,7 +105,7 @@ pub(super) fn match_header_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("header name must not be empty".into());
     }
-    if is_claim_key(name) || is_token(name) {
+    if is_claim_key(name) || validate::is_header_name(name) {
         return Ok(());
     }
     let mut msg =
@@ -277,7 +118,7 @@ pub(super) fn match_header_name(name: &str) -> Result<(), String> {
 
 /// A header name in a CORS list: `*` or letters, digits, '-' and '_'.
 pub(super) fn cors_header_name(name: &str) -> Result<(), String> {
-    if name == "*" || is_token(name) {
+    if name == "*" || validate::is_header_name(name) {
         Ok(())
     } else if name.is_empty() {
         Err("header name must not be empty".into())
@@ -286,13 +127,6 @@ pub(super) fn cors_header_name(name: &str) -> Result<(), String> {
             "invalid header name {name:?}: only letters, digits, '-' and '_' are allowed, or \"*\""
         ))
     }
-}
-
-fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub(super) fn is_authority_header(name: &str) -> bool {
@@ -460,7 +294,7 @@ pub(super) fn retry_on(at: &FieldPath, text: &str, v: &mut Validator<'_>) {
 /// Whether the text is a number Go's `http.StatusText` knows (Istio's test for status
 /// codes in `retryOn`).
 fn is_known_status(text: &str) -> bool {
-    if !is_go_integer(text) {
+    if !validate::is_go_integer(text) {
         return false;
     }
     let Ok(code) = text.parse::<i64>() else {
@@ -474,32 +308,6 @@ fn is_known_status(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcard_domains() {
-        for ok in [
-            "reviews",
-            "reviews.prod.svc.cluster.local",
-            "*.example.com",
-            "*",
-            "*foo.example.com",
-            "ISTIOD-HOST.DOMAIN",
-            "istio.io.",
-        ] {
-            assert_eq!(wildcard_domain(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "",
-            "foo.*.com",
-            "ns/foo",
-            "a_b.com",
-            "10.0.0.1",
-            "-a.com",
-            "a..b",
-        ] {
-            assert!(wildcard_domain(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn host_overlap_and_cover() {

@@ -3,10 +3,11 @@
 
 use crate::diag::{Diagnostic, Severity};
 use crate::path::FieldPath;
-use crate::validate::{self, Validator};
+use crate::validate::{self, DNS_LABEL_RULE, Validator};
 
-use super::names::{self, is_dns_label};
+use super::names;
 use super::{Destination, VirtualService, analysis, http, l4};
+use crate::networking::checks::{self, Exporter};
 
 /// What the route rules need to know about the VirtualService they sit in.
 pub(super) struct Context<'a> {
@@ -44,7 +45,12 @@ pub(super) fn virtual_service(vs: &VirtualService, at: &FieldPath, v: &mut Valid
     for (i, route) in vs.tcp.iter().enumerate() {
         l4::tcp_route(&at.key("tcp").index(i), route, v);
     }
-    names::export_to(&at.key("exportTo"), &vs.export_to, v);
+    checks::export_to(
+        &at.key("exportTo"),
+        &vs.export_to,
+        Exporter::VirtualService,
+        v,
+    );
     analysis::unreachable_http(&at.key("http"), &vs.http, v);
     analysis::unreachable_l4(&at.key("tcp"), vs.tcp.iter().map(|r| &r.matches[..]), v);
     analysis::unreachable_l4(&at.key("tls"), vs.tls.iter().map(|r| &r.matches[..]), v);
@@ -101,9 +107,9 @@ fn hosts(ctx: &Context<'_>, at: &FieldPath, v: &mut Validator<'_>) {
     for (i, host) in vs.hosts.iter().enumerate() {
         let at = at.key("hosts").index(i);
         let checked = if ctx.gateway_only {
-            names::gateway_bound_domain(sni, host)
+            validate::gateway_bound_host(sni, host)
         } else {
-            names::wildcard_domain(host)
+            validate::wildcard_host(host)
         };
         match checked {
             // Istio lets IP addresses through (they only make sense on gateways).
@@ -150,16 +156,13 @@ pub(super) fn destination(d: &Destination, at: &FieldPath, v: &mut Validator<'_>
             host_at,
             "destination host \"*\" is not allowed: name the service to send to",
         );
-    } else if let Err(e) = names::wildcard_domain(&d.host) {
+    } else if let Err(e) = validate::wildcard_host(&d.host) {
         v.error(host_at, format!("invalid destination host: {e}"));
     }
-    if !d.subset.is_empty() && !is_dns_label(&d.subset) {
+    if !d.subset.is_empty() && !validate::is_dns_label(&d.subset) {
         v.error(
             at.key("subset"),
-            format!(
-                "invalid subset name {:?}: letters, digits and '-', starting and ending with a letter or digit, at most 63 characters",
-                d.subset
-            ),
+            format!("invalid subset name {:?}: {DNS_LABEL_RULE}", d.subset),
         );
     }
     if let Some(port) = &d.port {

@@ -294,7 +294,7 @@ fn hosts_are_dns_names_with_a_wildcard_first_label() {
         all.extend_from_slice(needles);
         assert_error(&yaml, &all);
     };
-    bad("foo_bar.com", &["label \"foo_bar\" is not valid"]);
+    bad("foo_bar.com", &["label \"foo_bar\" is not a DNS label"]);
     bad("foo.*.com", &["only the first label may hold a wildcard"]);
     bad("default/reviews", &["not namespace/name"]);
     bad(
@@ -402,7 +402,7 @@ fn export_to_takes_dot_star_or_namespaces() {
     );
     assert_error(
         &with("[\"~\"]"),
-        &["spec.exportTo[0]", "only allowed for ServiceEntry"],
+        &["spec.exportTo[0]", "only allowed on a ServiceEntry"],
     );
     assert_error(
         &with("[Bad_ns]"),

@@ -21,7 +21,8 @@ const CUSTOM_UNSUPPORTED_SOURCE: [&str; 8] = [
     "notServiceAccounts",
 ];
 
-/// The `when` keys Istio knows, for messages; `[...]` marks a key that takes a name.
+/// The `when` keys Istio knows; `[...]` marks a key that takes a name (and `*[...]` a
+/// prefix that does).
 const KNOWN_KEYS: [&str; 15] = [
     "request.headers[...]",
     "request.experimental.inline.headers[...]",
@@ -96,48 +97,28 @@ fn action_name(a: Action) -> &'static str {
 
 /// One entry of `rules`.
 pub(super) fn rule_rules(rule: &Rule, action: Action, at: &FieldPath, v: &mut Validator<'_>) {
-    let mut from_exists = false;
-    let mut tcp_in_from = false;
-    if let Some(from) = &rule.from {
-        if from.is_empty() {
-            v.warn(
-                at.key("from"),
-                "an empty from list matches any source; remove it or list the sources",
-            );
-        }
-        for (i, item) in from.iter().enumerate() {
-            let p = at.key("from").index(i).key("source");
-            match &item.source {
-                None => v.error(p, "each from entry needs a source"),
-                Some(src) => {
-                    from_exists = true;
-                    tcp_in_from |= has_tcp_fields(src);
-                    source_rules(src, action, &p, v);
-                }
-            }
-        }
-    }
-    let mut to_exists = false;
-    let mut tcp_in_to = false;
-    if let Some(to) = &rule.to {
-        if to.is_empty() {
-            v.warn(
-                at.key("to"),
-                "an empty to list matches any operation; remove it or list the operations",
-            );
-        }
-        for (i, item) in to.iter().enumerate() {
-            let p = at.key("to").index(i).key("operation");
-            match &item.operation {
-                None => v.error(p, "each to entry needs an operation"),
-                Some(op) => {
-                    to_exists = true;
-                    tcp_in_to |= !op.ports.is_empty() || !op.not_ports.is_empty();
-                    operation_rules(op, &p, v);
-                }
-            }
-        }
-    }
+    let (from_exists, tcp_in_from) = rule_side(
+        at,
+        rule.from.as_deref(),
+        ("from", "source", "a"),
+        |f| f.source.as_ref(),
+        |src, p, v| {
+            source_rules(src, action, p, v);
+            has_tcp_fields(src)
+        },
+        v,
+    );
+    let (to_exists, tcp_in_to) = rule_side(
+        at,
+        rule.to.as_deref(),
+        ("to", "operation", "an"),
+        |t| t.operation.as_ref(),
+        |op, p, v| {
+            operation_rules(op, p, v);
+            !op.ports.is_empty() || !op.not_ports.is_empty()
+        },
+        v,
+    );
     for (i, cond) in rule.when.iter().enumerate() {
         condition_rules(cond, action, &at.key("when").index(i), v);
     }
@@ -148,6 +129,41 @@ pub(super) fn rule_rules(rule: &Rule, action: Action, at: &FieldPath, v: &mut Va
             "this DENY rule uses only HTTP attributes, which TCP traffic does not have, so it denies all TCP traffic to the selected workloads; add ports to limit it to the HTTP ports",
         );
     }
+}
+
+/// A rule's `from` or `to` list, named by (field, what each entry holds, its article): an
+/// empty list matches anything (a warning), and each entry needs its source or operation,
+/// which `check` validates, returning whether it uses fields plain TCP traffic has.
+/// Returns whether any entry holds one, and whether any of those uses TCP fields.
+fn rule_side<E, T>(
+    at: &FieldPath,
+    list: Option<&[E]>,
+    (field, what, article): (&str, &str, &str),
+    inner: impl Fn(&E) -> Option<&T>,
+    mut check: impl FnMut(&T, &FieldPath, &mut Validator<'_>) -> bool,
+    v: &mut Validator<'_>,
+) -> (bool, bool) {
+    let (mut exists, mut tcp) = (false, false);
+    let Some(list) = list else {
+        return (exists, tcp);
+    };
+    if list.is_empty() {
+        v.warn(
+            at.key(field),
+            format!("an empty {field} list matches any {what}; remove it or list the {what}s"),
+        );
+    }
+    for (i, item) in list.iter().enumerate() {
+        let p = at.key(field).index(i).key(what);
+        match inner(item) {
+            None => v.error(p, format!("each {field} entry needs {article} {what}")),
+            Some(x) => {
+                exists = true;
+                tcp |= check(x, &p, v);
+            }
+        }
+    }
+    (exists, tcp)
 }
 
 /// Whether a source uses fields that also apply to plain TCP connections.
@@ -394,30 +410,12 @@ fn condition_rules(c: &Condition, action: Action, at: &FieldPath, v: &mut Valida
 
 /// Whether Istio knows the attribute `key` names.
 fn attribute_key(key: &str) -> Result<(), String> {
-    const PLAIN: [&str; 11] = [
-        "source.ip",
-        "remote.ip",
-        "source.namespace",
-        "source.serviceAccount",
-        "source.principal",
-        "request.auth.principal",
-        "request.auth.audiences",
-        "request.auth.presenter",
-        "destination.ip",
-        "destination.port",
-        "connection.sni",
-    ];
-    const NAMED: [&str; 4] = [
-        "request.headers",
-        "request.experimental.inline.headers",
-        "request.auth.claims",
-        "experimental.envoy.filters.",
-    ];
-    if PLAIN.contains(&key) {
-        return Ok(());
-    }
-    if NAMED.iter().any(|p| key.starts_with(p)) {
-        return map_key(key);
+    for known in KNOWN_KEYS {
+        match known.strip_suffix("[...]") {
+            None if key == known => return Ok(()),
+            Some(prefix) if key.starts_with(prefix.trim_end_matches('*')) => return map_key(key),
+            _ => {}
+        }
     }
     match key {
         "destination.namespace" => Err(format!(

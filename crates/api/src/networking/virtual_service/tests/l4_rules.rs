@@ -47,7 +47,7 @@ fn tcp_route_errors() {
         ),
         &[
             "spec.tcp[0].match[0].destinationSubnets[0]",
-            "not an IP address or CIDR block",
+            "not a valid CIDR block",
         ],
     );
     assert_error(

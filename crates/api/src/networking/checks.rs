@@ -1,113 +1,22 @@
-//! Istio's syntax checks shared by the networking kinds (hosts, `namespace/host` entries,
+//! Istio's syntax checks shared by the networking kinds (`namespace/host` entries,
 //! `exportTo`, port names, addresses, label selectors), written to accept and refuse what
 //! istiod's validation accepts and refuses.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::common::WorkloadSelector;
 use crate::path::FieldPath;
-use crate::validate::{self, Duration, Validator};
-
-/// What makes a DNS label, as Istio checks it: 1–63 letters, digits and '-', starting and
-/// ending with a letter or digit. (Istio accepts upper case too.)
-pub(crate) fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-}
-
-/// The first label of a host, which may be `*`, or a label led by `*` or `*-` (`*foo`).
-fn is_wildcard_label(s: &str) -> bool {
-    s == "*"
-        || is_dns1123_label(s)
-        || (s.len() <= 63
-            && s.strip_prefix("*-")
-                .or_else(|| s.strip_prefix('*'))
-                .is_some_and(is_dns1123_label))
-}
-
-const LABEL_RULE: &str = "letters, digits and '-', at most 63, not starting or ending with '-'";
-
-fn domain_preconditions(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("host must not be empty".into());
-    }
-    if name.len() > 255 {
-        return Err(format!("host {name:?} is longer than 255 characters"));
-    }
-    Ok(())
-}
-
-/// The labels after the first: DNS labels, a trailing dot allowed, and a top-level domain
-/// that is not all digits.
-fn dns_labels(host: &str, rest: &str) -> Result<(), String> {
-    let parts: Vec<&str> = rest.split('.').collect();
-    let tld = parts[parts.len() - 1];
-    if !tld.is_empty() && tld.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid host {host:?}: the top-level domain {tld:?} cannot be all digits"
-        ));
-    }
-    for (i, label) in parts.iter().enumerate() {
-        if i == parts.len() - 1 && label.is_empty() {
-            break;
-        }
-        if !is_dns1123_label(label) {
-            return Err(format!(
-                "invalid host {host:?}: label {label:?} is not a DNS label ({LABEL_RULE})"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A host that may be wildcarded in its first label: `reviews`, `*.example.com`, `*`.
-pub(crate) fn wildcard_domain(host: &str) -> Result<(), String> {
-    domain_preconditions(host)?;
-    let (first, rest) = match host.split_once('.') {
-        Some((f, r)) => (f, Some(r)),
-        None => (host, None),
-    };
-    if !is_wildcard_label(first) {
-        return Err(format!(
-            "invalid host {host:?}: label {first:?} is not a DNS label ({LABEL_RULE}; only the first label may be a wildcard)"
-        ));
-    }
-    match rest {
-        Some(rest) => dns_labels(host, rest),
-        None => Ok(()),
-    }
-}
-
-/// A DNS name with no wildcard (`api.example.com`, `reviews`).
-pub(crate) fn fqdn(host: &str) -> Result<(), String> {
-    domain_preconditions(host)?;
-    dns_labels(host, host)
-}
-
-/// Istio's rule that a wildcard is either `*` alone or a leading `*.`.
-pub(crate) fn partial_wildcard(host: &str) -> Result<(), String> {
-    if host.contains('*') && host != "*" && !host.starts_with("*.") {
-        Err(format!(
-            "partial wildcard {host:?} is not allowed: use \"*\" or a leading \"*.\" (e.g. \"*.example.com\")"
-        ))
-    } else {
-        Ok(())
-    }
-}
+use crate::validate::{self, DNS_LABEL_RULE, Duration, Validator};
 
 /// A port name (`http`, `grpc-web`): a DNS label.
 pub(crate) fn port_name(name: &str) -> Result<(), String> {
-    if is_dns1123_label(name) {
+    if validate::is_dns_label(name) {
         Ok(())
     } else if name.is_empty() {
         Err("port name is required".into())
     } else {
-        Err(format!("invalid port name {name:?}: {LABEL_RULE}"))
+        Err(format!("invalid port name {name:?}: {DNS_LABEL_RULE}"))
     }
 }
 
@@ -120,24 +29,6 @@ pub(crate) fn port(at: FieldPath, number: u32, v: &mut Validator<'_>) {
 pub(crate) fn duration(at: FieldPath, d: Option<Duration>, v: &mut Validator<'_>) {
     if let Some(d) = d {
         v.check(at, validate::duration_ms(d));
-    }
-}
-
-/// An IP address (`10.0.0.1`, `::1`).
-pub(crate) fn ip_address(text: &str) -> Result<(), String> {
-    text.parse::<IpAddr>()
-        .map(|_| ())
-        .map_err(|_| format!("{text:?} is not a valid IP address"))
-}
-
-/// An IP address or, when it has one '/', a CIDR block.
-pub(crate) fn ip_subnet(text: &str) -> Result<(), String> {
-    if text.matches('/').count() == 1 {
-        text.parse::<ipnet::IpNet>()
-            .map(|_| ())
-            .map_err(|_| format!("{text:?} is not a valid CIDR block"))
-    } else {
-        ip_address(text)
     }
 }
 
@@ -166,52 +57,76 @@ pub(crate) fn set(s: &Option<String>) -> bool {
     s.as_deref().is_some_and(|s| !s.is_empty())
 }
 
-/// `exportTo`: `.` (this namespace), `*` (every namespace), a namespace name, or on a
-/// ServiceEntry `~` (no namespace). `selector` is set for a DestinationRule with a
-/// workload selector, which may only be exported to its own namespace.
-pub(crate) fn export_to(
-    at: &FieldPath,
-    entries: &[String],
-    service_entry: bool,
-    selector: bool,
-    v: &mut Validator<'_>,
-) {
+/// The kinds that have `exportTo`, which Istio checks alike but for two details.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exporter {
+    VirtualService,
+    /// With a workload selector, a DestinationRule may only be exported to its own
+    /// namespace.
+    DestinationRule {
+        workload_selector: bool,
+    },
+    /// The one kind that may be exported to no namespace at all (`~`).
+    ServiceEntry,
+}
+
+impl Exporter {
+    fn name(self) -> &'static str {
+        match self {
+            Self::VirtualService => "VirtualService",
+            Self::DestinationRule { .. } => "DestinationRule",
+            Self::ServiceEntry => "ServiceEntry",
+        }
+    }
+}
+
+/// `exportTo` (Istio's `validateExportTo`): `.` (this namespace), `*` (every namespace), a
+/// namespace name, or on a ServiceEntry `~` (no namespace); no namespace twice, and `*` or
+/// `~` alone.
+pub(crate) fn export_to(at: &FieldPath, entries: &[String], kind: Exporter, v: &mut Validator<'_>) {
     let own = v.namespace.to_string();
-    let mut seen = BTreeSet::new();
+    // Each valid entry so far by the namespace it names, with its spelling (`.` or a name).
+    let mut seen: BTreeMap<String, &str> = BTreeMap::new();
     for (i, e) in entries.iter().enumerate() {
         let key = if e == "." { own.clone() } else { e.clone() };
-        if seen.contains(&key) {
-            let why = if e == "." || (*e == own && entries.iter().any(|x| x == ".")) {
-                format!(
-                    "duplicate exportTo entry {e:?} (\".\" and {own:?} both mean this namespace)"
-                )
+        if let Some(first) = seen.get(&key) {
+            let why = if first == e {
+                format!("duplicate exportTo entry {e:?}: it is listed more than once")
             } else {
-                format!("duplicate exportTo entry {e:?}")
+                format!(
+                    "duplicate exportTo entry {e:?}: \".\" and {own:?} both name this {}'s namespace",
+                    kind.name()
+                )
             };
             v.error(at.index(i), why);
             continue;
         }
-        match export_entry(e, service_entry) {
+        match export_entry(e, kind) {
             Ok(()) => {
-                seen.insert(key);
+                seen.insert(key, e);
             }
             Err(why) => v.error(at.index(i), why),
         }
     }
-    if selector && !seen.is_empty() {
-        if !seen.contains(&own) {
+    if kind
+        == (Exporter::DestinationRule {
+            workload_selector: true,
+        })
+        && !seen.is_empty()
+    {
+        if !seen.contains_key(&own) {
             v.error(at.clone(), "a DestinationRule with a workloadSelector can only be exported to its own namespace (\".\")");
         } else if seen.len() > 1 {
             v.error(at.clone(), "a DestinationRule with a workloadSelector cannot be exported to more than its own namespace");
         }
     }
-    if seen.contains("*") && entries.len() > 1 {
+    if seen.contains_key("*") && entries.len() > 1 {
         v.error(
             at.clone(),
             "\"*\" (every namespace) cannot be combined with other exportTo entries",
         );
     }
-    if seen.contains("~") && entries.len() > 1 {
+    if seen.contains_key("~") && entries.len() > 1 {
         v.error(
             at.clone(),
             "\"~\" (no namespace) cannot be combined with other exportTo entries",
@@ -220,12 +135,12 @@ pub(crate) fn export_to(
 }
 
 /// One `exportTo` entry on its own.
-fn export_entry(e: &str, service_entry: bool) -> Result<(), String> {
+fn export_entry(e: &str, kind: Exporter) -> Result<(), String> {
     match e {
         "." | "*" => Ok(()),
-        "~" if service_entry => Ok(()),
+        "~" if kind == Exporter::ServiceEntry => Ok(()),
         "~" => Err("exportTo \"~\" (no namespace) is only allowed on a ServiceEntry".into()),
-        ns if is_dns1123_label(ns) => Ok(()),
+        ns if validate::is_dns_label(ns) => Ok(()),
         _ => Err(format!(
             "invalid exportTo entry {e:?}: use \".\" (this namespace), \"*\" (every namespace) or a namespace name"
         )),
@@ -250,7 +165,7 @@ pub(crate) fn namespace_slash_host(host: &str, gateway: bool) -> Vec<String> {
             "host {host:?}: the namespace and the dnsName of namespace/dnsName must not be empty"
         ));
     }
-    let ns_ok = ns == "*" || ns == "." || (!gateway && ns == "~") || is_dns1123_label(ns);
+    let ns_ok = ns == "*" || ns == "." || (!gateway && ns == "~") || validate::is_dns_label(ns);
     if !ns.is_empty() && !ns_ok {
         let allowed = if gateway {
             "\"*\", \".\" or a namespace name"
@@ -280,12 +195,12 @@ fn host_part(name: &str, gateway: bool) -> Vec<String> {
         ));
     }
     // A Gateway may name an IP address instead of a host.
-    if let Err(e) = wildcard_domain(name)
+    if let Err(e) = validate::wildcard_host(name)
         && !(gateway && name.parse::<IpAddr>().is_ok())
     {
         errs.push(e);
     }
-    if let Err(e) = partial_wildcard(name) {
+    if let Err(e) = validate::partial_wildcard(name) {
         errs.push(e);
     }
     errs
@@ -388,28 +303,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hosts_follow_istio() {
-        for ok in [
-            "reviews",
-            "*.example.com",
-            "*",
-            "*x",
-            "*-x.io",
-            "ISTIOD-HOST.DOMAIN",
-            "a.b.",
-        ] {
-            assert!(wildcard_domain(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "", "a..b", "foo*.com", "a.*.com", "a_b.com", "10.0.0.1", "-a",
-        ] {
-            assert!(wildcard_domain(bad).is_err(), "{bad:?}");
-        }
-        assert!(fqdn("api.example.com").is_ok() && fqdn("*.example.com").is_err());
-        assert!(partial_wildcard("*x").is_err() && partial_wildcard("*.x").is_ok());
-    }
-
-    #[test]
     fn namespace_hosts() {
         assert!(namespace_slash_host("istio-system/*", false).is_empty());
         assert!(namespace_slash_host("./reviews.default.svc.cluster.local", false).is_empty());
@@ -424,8 +317,12 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert!(ip_subnet("10.0.0.0/8").is_ok() && ip_subnet("001:db8::").is_ok());
-        assert!(ip_subnet("1.2.3.4/99").is_err() && ip_subnet("a/b/c").is_err());
+        assert!(
+            validate::ip_or_cidr("10.0.0.0/8").is_ok() && validate::ip_or_cidr("001:db8::").is_ok()
+        );
+        assert!(
+            validate::ip_or_cidr("1.2.3.4/99").is_err() && validate::ip_or_cidr("a/b/c").is_err()
+        );
         assert!(unix_address("/var/run/a.sock").is_ok() && unix_address("@abs").is_ok());
         assert!(unix_address("rel").is_err() && unix_address("/dir/").is_err());
     }
