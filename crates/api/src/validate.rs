@@ -187,11 +187,10 @@ pub fn duration_ms(d: Duration) -> Result<(), String> {
     Ok(())
 }
 
-/// A DNS-1123 label with a message when it is not one: the check for the Kubernetes names
-/// Weft validates itself (`metadata.namespace`, container names, label-key prefixes).
-/// It accepts upper case, as Istio's [`is_dns_label`] does, although the API server would
-/// refuse it in those names: use [`is_k8s_label`] where lower case must be enforced, and
-/// the host checks ([`wildcard_host`], [`fqdn_host`]) for hosts.
+/// A Kubernetes DNS-1123 label, with a message when it is not one: the rule the API server
+/// applies to namespaces, container names and label-key prefixes (lower case, digits and
+/// '-', at most 63). Hosts in Istio config follow Istio's laxer rules instead:
+/// [`wildcard_host`], [`fqdn_host`].
 pub fn dns1123_label(label: &str) -> Result<(), String> {
     if label.is_empty() {
         return Err("empty DNS label".into());
@@ -199,11 +198,11 @@ pub fn dns1123_label(label: &str) -> Result<(), String> {
     if label.len() > 63 {
         return Err(format!("DNS label {label:?} is longer than 63 characters"));
     }
-    if is_dns_label(label) {
+    if is_k8s_label(label) {
         Ok(())
     } else {
         Err(format!(
-            "{label:?} is not a valid DNS label (letters, digits and '-')"
+            "{label:?} is not a valid DNS label (lower-case letters, digits and '-', starting and ending with a letter or digit)"
         ))
     }
 }
