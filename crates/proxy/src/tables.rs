@@ -5,6 +5,7 @@
 mod clusters;
 mod gateway;
 mod http_routes;
+mod sidecar;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use serde::Serialize;
 use crate::cluster::Cluster;
 use crate::registry::{Protocol, Registry};
 use crate::route::{HeaderOps, RouteMatch};
+
+pub use sidecar::{InboundPort, OutboundPolicy, OutboundTarget, SidecarTables};
 
 /// What a proxy is: its mode, and the namespace and labels of its workload (gateways are
 /// selected by these labels).
@@ -33,6 +36,9 @@ pub struct Tables {
     /// Config the proxy could not turn into tables, with the reason: rejected alone,
     /// while everything else is served.
     pub rejected: Vec<String>,
+    /// What a sidecar needs beyond the per-port HTTP route tables in `listeners`:
+    /// service addresses, inbound ports, the outbound policy. `None` for gateways.
+    pub sidecar: Option<SidecarTables>,
 }
 
 /// A port the proxy listens on and the virtual hosts it serves there.

@@ -43,6 +43,7 @@ impl Tables {
             clusters,
             registry,
             rejected,
+            sidecar: None,
         }
     }
 }
