@@ -220,10 +220,12 @@ fn the_proxys_own_connections_are_not_captured_again() {
     );
 }
 
-/// A pod outside the mesh: an HTTP echo on 8080 and a greeter on 2525, no sidecar.
+/// A pod outside the mesh, no sidecar: an HTTP echo on 8080 (a port no service of the
+/// mesh uses) and on 9080 (reviews' port, which has an HTTP route table), a greeter on
+/// 2525.
 fn external(lab: &mut Lab) -> Pod {
     let pod = lab.pod("external", 20);
-    lab.app(&pod, App::Echo, "external", &[8080]);
+    lab.app(&pod, App::Echo, "external", &[8080, 9080]);
     lab.app(&pod, App::Greeter, "external", &[2525]);
     pod
 }
@@ -270,10 +272,12 @@ fn registry_only_refuses_destinations_outside_the_registry() {
     );
     let url = format!("http://{}:8080/", outside.ip);
 
-    let refused = lab.curl(&client, &[&url]).unwrap();
-    assert_eq!(refused.status, 502, "{refused:?}");
-    let reason = refused.header("x-weft-reason").unwrap_or("");
-    assert!(reason.starts_with("NR"), "{refused:?}");
+    for url in [url.clone(), format!("http://{}:9080/", outside.ip)] {
+        let refused = lab.curl(&client, &[&url]).unwrap();
+        assert_eq!(refused.status, 502, "{url}: {refused:?}");
+        let reason = refused.header("x-weft-reason").unwrap_or("");
+        assert!(reason.starts_with("NR"), "{url}: {refused:?}");
+    }
     let (code, out) = greet(&lab, &client, &outside.ip.to_string(), 2525);
     assert_eq!(
         (code, out.as_str()),
@@ -309,6 +313,16 @@ fn allow_any_passes_unknown_destinations_through() {
             .map(|p| p.starts_with(&ip(10).to_string())),
         Some(true)
     );
+    assert_eq!(
+        reply.echo().header("x-request-id"),
+        None,
+        "no route table on 8080: the bytes pass through untouched, as Istio's PassthroughCluster"
+    );
+    // On a port with a route table the request is parsed; an unknown Host passes through
+    // to the original destination as HTTP.
+    let parsed = ok(lab.curl(&client, &[&format!("http://{}:9080/", outside.ip)]));
+    assert_eq!(parsed.echo().backend(), "external");
+    assert!(parsed.echo().header("x-request-id").is_some(), "{parsed:?}");
     let (code, out) = greet(&lab, &client, &outside.ip.to_string(), 2525);
     assert_eq!(
         (code, out.as_str()),
@@ -316,8 +330,8 @@ fn allow_any_passes_unknown_destinations_through() {
     );
     assert_eq!(
         lab.nat_count(&client, redirected) - before,
-        2,
-        "both connections went through the sidecar"
+        3,
+        "every connection went through the sidecar"
     );
 
     // A Sidecar selecting this workload can narrow the policy to REGISTRY_ONLY.
