@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use weft_api::{LoadOptions, Severity};
 
 use crate::http::Shared;
-use crate::sidecar::{Direction, Sidecar, SidecarOptions};
+use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
 use crate::tables::{ProxyIdentity, Tables};
 
 /// What the proxy is.
@@ -93,7 +93,7 @@ fn start_sidecar(
     opts: &SidecarOptions,
     shared: &Arc<Shared>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let sidecar = Sidecar::new(shared.clone(), opts);
+    let sidecar = SidecarProxy::new(shared.clone(), opts);
     let mut tasks = Vec::new();
     for (addr, direction) in [
         (opts.outbound, Direction::Outbound),

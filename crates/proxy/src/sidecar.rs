@@ -56,14 +56,14 @@ impl Default for SidecarOptions {
 
 /// What every captured connection shares: the tables, and HTTP clients for traffic that
 /// does not go through a cluster (passthrough and delivery to the application).
-pub struct Sidecar {
+pub struct SidecarProxy {
     shared: Arc<Shared>,
     detect_timeout: Duration,
     http1: Client<HttpConnector, Incoming>,
     http2: Client<HttpConnector, Incoming>,
 }
 
-impl Sidecar {
+impl SidecarProxy {
     pub fn new(shared: Arc<Shared>, opts: &SidecarOptions) -> Arc<Self> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -89,7 +89,7 @@ pub enum Direction {
 }
 
 /// Accepts redirected connections until the task is aborted.
-pub async fn serve(listener: TcpListener, direction: Direction, sidecar: Arc<Sidecar>) {
+pub async fn serve(listener: TcpListener, direction: Direction, sidecar: Arc<SidecarProxy>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -123,7 +123,12 @@ pub async fn serve(listener: TcpListener, direction: Direction, sidecar: Arc<Sid
 }
 
 /// One outbound connection to `dst`.
-async fn outbound(stream: TcpStream, peer: SocketAddr, dst: SocketAddr, sidecar: Arc<Sidecar>) {
+async fn outbound(
+    stream: TcpStream,
+    peer: SocketAddr,
+    dst: SocketAddr,
+    sidecar: Arc<SidecarProxy>,
+) {
     let tables = sidecar.shared.tables.load_full();
     let Some(side) = tables.sidecar.as_ref() else {
         return;
@@ -272,7 +277,7 @@ async fn outbound_request(
     req: Request<Incoming>,
     peer: SocketAddr,
     dst: SocketAddr,
-    sidecar: &Sidecar,
+    sidecar: &SidecarProxy,
 ) -> Response<Body> {
     let tables = sidecar.shared.tables.load_full();
     let authority = authority_of(&req).to_string();
@@ -303,7 +308,7 @@ async fn outbound_request(
 /// One inbound connection: to the application at `127.0.0.1:PORT` (the port the client
 /// dialled), parsed as HTTP when the port is HTTP so that per-request policy (authz,
 /// telemetry) has requests to act on.
-async fn inbound(stream: TcpStream, peer: SocketAddr, dst: SocketAddr, sidecar: Arc<Sidecar>) {
+async fn inbound(stream: TcpStream, peer: SocketAddr, dst: SocketAddr, sidecar: Arc<SidecarProxy>) {
     let declared = sidecar
         .shared
         .tables
@@ -349,7 +354,7 @@ async fn forward_to(
     peer: SocketAddr,
     to: SocketAddr,
     authority: &str,
-    sidecar: &Sidecar,
+    sidecar: &SidecarProxy,
     cluster: &str,
 ) -> Result<Response<Body>, ProxyError> {
     let (mut parts, body) = req.into_parts();

@@ -52,7 +52,8 @@ pub struct Listener {
 /// The routes of one VirtualService for the hosts it claims on a listener.
 #[derive(Debug, Serialize)]
 pub struct VirtualHost {
-    /// `namespace/name` of the VirtualService.
+    /// `namespace/name` of the VirtualService (gateways); `host:port`, Istio's name, in
+    /// a sidecar's per-port route tables.
     pub name: String,
     /// Lower-case domains, possibly `*` or `*.suffix`.
     pub domains: Vec<String>,
