@@ -21,7 +21,7 @@ enum Command {
     Validate(check::ValidateArgs),
     /// Validate config and check objects against each other (like `istioctl analyze`).
     Analyze(check::AnalyzeArgs),
-    /// Run a proxy (the data plane). Today: a gateway serving a directory of config.
+    /// Run a proxy (the data plane): a gateway, or a sidecar next to one workload.
     Proxy(proxy::ProxyArgs),
 }
 

@@ -9,23 +9,36 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use weft_proxy::{ProxyIdentity, ProxyOptions};
+use weft_proxy::{OutboundPolicy, ProxyIdentity, ProxyMode, ProxyOptions, SidecarOptions};
 
 #[derive(Args)]
 pub struct ProxyArgs {
-    /// What the proxy is. Only `gateway` is served so far; sidecars come with traffic capture.
+    /// What the proxy is: a `gateway` serving the Gateways that select it, or a `sidecar`
+    /// next to one workload, serving the traffic iptables redirects to ports 15001
+    /// (outbound) and 15006 (inbound). Run a sidecar as UID 1337, the user Istio's
+    /// capture rules exempt, or its own connections are captured again.
     #[arg(long, value_enum, default_value = "gateway")]
     mode: Mode,
     /// A directory of Istio YAML to serve (Gateway, VirtualService, DestinationRule,
     /// ServiceEntry, WorkloadEntry); changes are picked up while running.
     #[arg(long, env = "WEFT_CONFIG_DIR")]
     config_dir: PathBuf,
-    /// The namespace of the proxy's workload.
-    #[arg(long, default_value = "istio-system")]
-    namespace: String,
-    /// The proxy's labels, which Gateway selectors match (`istio=ingressgateway`).
-    #[arg(long, value_delimiter = ',', default_value = "istio=ingressgateway")]
-    labels: Vec<String>,
+    /// The namespace of the proxy's workload [default: istio-system for a gateway,
+    /// default for a sidecar].
+    #[arg(long)]
+    namespace: Option<String>,
+    /// The workload's labels, which Gateway and Sidecar selectors match [default for a
+    /// gateway: istio=ingressgateway].
+    #[arg(long, value_delimiter = ',')]
+    labels: Option<Vec<String>>,
+    /// Sidecar: what happens to traffic for destinations outside the registry (the
+    /// mesh's `outboundTrafficPolicy.mode`; a Sidecar resource may override it).
+    #[arg(long, value_enum, default_value = "ALLOW_ANY", ignore_case = true)]
+    outbound_policy: Policy,
+    /// Sidecar: how long to wait for a client's first bytes on ports that declare no
+    /// protocol before treating the connection as opaque TCP (`100ms`, `1s`).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    protocol_detection_timeout: Duration,
     /// The address gateway ports are opened on.
     #[arg(long, default_value = "127.0.0.1")]
     listen_address: IpAddr,
@@ -40,6 +53,32 @@ pub struct ProxyArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum Mode {
     Gateway,
+    Sidecar,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Policy {
+    #[value(name = "ALLOW_ANY")]
+    AllowAny,
+    #[value(name = "REGISTRY_ONLY")]
+    RegistryOnly,
+}
+
+/// `250ms`, `2s`, `1m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} needs a unit: ms, s or m"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 100ms or 1s"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{text:?}: the unit must be ms, s or m")),
+    }
 }
 
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
@@ -47,9 +86,32 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .with_writer(std::io::stderr)
         .init();
-    let Mode::Gateway = args.mode;
+    let (mode, default_namespace, default_labels) = match args.mode {
+        Mode::Gateway => (
+            ProxyMode::Gateway,
+            "istio-system",
+            vec!["istio=ingressgateway".to_string()],
+        ),
+        Mode::Sidecar => (
+            ProxyMode::Sidecar(SidecarOptions {
+                outbound_policy: match args.outbound_policy {
+                    Policy::AllowAny => OutboundPolicy::AllowAny,
+                    Policy::RegistryOnly => OutboundPolicy::RegistryOnly,
+                },
+                protocol_detection_timeout: args.protocol_detection_timeout,
+                ..SidecarOptions::default()
+            }),
+            "default",
+            Vec::new(),
+        ),
+    };
     let mut labels = BTreeMap::new();
-    for pair in args.labels.iter().filter(|l| !l.is_empty()) {
+    for pair in args
+        .labels
+        .unwrap_or(default_labels)
+        .iter()
+        .filter(|l| !l.is_empty())
+    {
         let (k, v) = pair
             .split_once('=')
             .with_context(|| format!("label {pair:?} must be written key=value"))?;
@@ -61,9 +123,12 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         args.config_dir.display()
     );
     let opts = ProxyOptions {
+        mode,
         config_dir: args.config_dir,
         identity: ProxyIdentity {
-            namespace: args.namespace,
+            namespace: args
+                .namespace
+                .unwrap_or_else(|| default_namespace.to_string()),
             labels,
         },
         listen_address: args.listen_address,

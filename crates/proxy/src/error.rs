@@ -16,12 +16,16 @@ pub enum ProxyError {
     ConnectFailure(String),
     /// The upstream connection failed after it was made (`UC`).
     UpstreamReset(String),
+    /// A sidecar refused a destination outside the registry because the outbound
+    /// traffic policy is REGISTRY_ONLY (502, `NR`, like Istio's `block_all` route).
+    NotInRegistry(String),
 }
 
 impl ProxyError {
     pub fn status(&self) -> http::StatusCode {
         match self {
             ProxyError::NoRoute(_) => http::StatusCode::NOT_FOUND,
+            ProxyError::NotInRegistry(_) => http::StatusCode::BAD_GATEWAY,
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -29,7 +33,7 @@ impl ProxyError {
     /// Envoy's response flag.
     pub fn flag(&self) -> &'static str {
         match self {
-            ProxyError::NoRoute(_) => "NR",
+            ProxyError::NoRoute(_) | ProxyError::NotInRegistry(_) => "NR",
             ProxyError::NoCluster(_) => "NC",
             ProxyError::NoHealthyUpstream(_) => "UH",
             ProxyError::ConnectFailure(_) => "UF",
@@ -40,7 +44,7 @@ impl ProxyError {
     /// The body Envoy sends with this error (empty for `NR`, as Envoy's).
     pub fn body(&self) -> &'static str {
         match self {
-            ProxyError::NoRoute(_) => "",
+            ProxyError::NoRoute(_) | ProxyError::NotInRegistry(_) => "",
             ProxyError::NoCluster(_) | ProxyError::NoHealthyUpstream(_) => "no healthy upstream",
             ProxyError::ConnectFailure(_) | ProxyError::UpstreamReset(_) => {
                 "upstream connect error or disconnect/reset before headers"
@@ -54,7 +58,8 @@ impl ProxyError {
             | ProxyError::NoCluster(d)
             | ProxyError::NoHealthyUpstream(d)
             | ProxyError::ConnectFailure(d)
-            | ProxyError::UpstreamReset(d) => d,
+            | ProxyError::UpstreamReset(d)
+            | ProxyError::NotInRegistry(d) => d,
         }
     }
 }

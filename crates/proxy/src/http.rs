@@ -273,7 +273,7 @@ fn rewrite_path(route: &Route, matched: Option<usize>, path: &str) -> String {
 
 /// The headers every forwarded request gets (Envoy's): the authority as Host, a request
 /// id, the client's address appended to `x-forwarded-for`, and no hop-by-hop headers.
-fn prepare_request_headers(headers: &mut HeaderMap, host: &str, peer: SocketAddr) {
+pub(crate) fn prepare_request_headers(headers: &mut HeaderMap, host: &str, peer: SocketAddr) {
     // `te: trailers` is the one TE value that survives a hop: gRPC depends on it.
     let trailers = headers
         .get_all(header::TE)
@@ -332,7 +332,7 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -349,7 +349,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The request's authority: the URI's (HTTP/2), else the Host header (HTTP/1.1).
-fn authority_of<B>(req: &Request<B>) -> &str {
+pub(crate) fn authority_of<B>(req: &Request<B>) -> &str {
     req.uri()
         .authority()
         .map(|a| a.as_str())

@@ -3,14 +3,18 @@
 //! config changes, and serves every request from the tables it started with.
 
 pub mod admin;
+pub mod capture;
 pub mod cluster;
 pub mod error;
 pub mod http;
 pub mod registry;
 pub mod route;
 pub mod run;
+pub mod sidecar;
+pub mod sniff;
 pub mod tables;
 pub mod tcp;
 
-pub use run::{ProxyOptions, run};
-pub use tables::{ProxyIdentity, Tables};
+pub use run::{ProxyMode, ProxyOptions, run};
+pub use sidecar::SidecarOptions;
+pub use tables::{OutboundPolicy, ProxyIdentity, Tables};

@@ -1,10 +1,15 @@
 //! The services a proxy knows and their endpoints, read from ServiceEntry and
-//! WorkloadEntry objects (how Istio meshes VMs, and how the local mesh describes itself).
+//! WorkloadEntry objects (how Istio meshes VMs, and how the local mesh describes itself),
+//! with the addresses (VIPs) sidecars recognise them by.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
 
 use weft_api::Spec;
 use weft_api::analyze::fqdn;
+use weft_api::networking::service_entry::Resolution;
 use weft_api::networking::{ServiceEntry, WorkloadEntry};
 use weft_api::object::Object;
 
@@ -23,6 +28,13 @@ impl Protocol {
     /// Istio's protocol selection: the declared protocol, else the port name's prefix
     /// (`http-web`, `grpc`), else TCP.
     pub fn of(declared: &str, name: &str) -> Protocol {
+        Protocol::declared(declared, "", name).unwrap_or(Protocol::Tcp)
+    }
+
+    /// The protocol a port declares: its `protocol`, else its `appProtocol`, else its
+    /// name's prefix; `None` when it declares none, which makes sidecars sniff the first
+    /// bytes of each connection (Istio's automatic protocol selection).
+    pub fn declared(declared: &str, app_protocol: &str, name: &str) -> Option<Protocol> {
         let from = |p: &str| match p.to_ascii_lowercase().as_str() {
             "http" => Some(Protocol::Http),
             "http2" | "h2c" => Some(Protocol::Http2),
@@ -33,8 +45,8 @@ impl Protocol {
             _ => None,
         };
         from(declared)
+            .or_else(|| from(app_protocol))
             .or_else(|| from(name.split('-').next().unwrap_or("")))
-            .unwrap_or(Protocol::Tcp)
     }
 
     pub fn is_http(self) -> bool {
@@ -47,7 +59,10 @@ impl Protocol {
 pub struct ServicePort {
     pub number: u16,
     pub name: String,
+    /// TCP when the port declares nothing (see `detect`).
     pub protocol: Protocol,
+    /// No protocol declared: sidecars sniff the first bytes (HTTP or opaque TCP).
+    pub detect: bool,
     /// The port endpoints listen on when they do not say otherwise.
     pub target_port: Option<u16>,
 }
@@ -79,6 +94,10 @@ pub struct Service {
     pub namespace: String,
     pub ports: Vec<ServicePort>,
     pub endpoints: Vec<Endpoint>,
+    /// The addresses a sidecar recognises the service by when a connection's original
+    /// destination is one of them: the ServiceEntry's `addresses` (single IPs or CIDR
+    /// ranges), else one auto-allocated from 240.240.0.0/16 (see `allocate_vips`).
+    pub addresses: Vec<IpNet>,
 }
 
 impl Service {
@@ -95,6 +114,9 @@ impl Service {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Registry {
     pub services: BTreeMap<String, Service>,
+    /// Hosts waiting for an auto-allocated address while the registry is built.
+    #[serde(skip)]
+    wants_vip: Vec<String>,
 }
 
 impl Registry {
@@ -115,6 +137,7 @@ impl Registry {
                 registry.add_service_entry(o.namespace(), se, selected);
             }
         }
+        registry.allocate_vips();
         registry
     }
 
@@ -128,10 +151,12 @@ impl Registry {
             .ports
             .iter()
             .filter_map(|p| {
+                let declared = Protocol::declared(&p.protocol, "", &p.name);
                 Some(ServicePort {
                     number: u16::try_from(p.number).ok()?,
                     name: p.name.clone(),
-                    protocol: Protocol::of(&p.protocol, &p.name),
+                    protocol: declared.unwrap_or(Protocol::Tcp),
+                    detect: declared.is_none(),
                     target_port: p.target_port.and_then(|t| u16::try_from(t).ok()),
                 })
             })
@@ -151,15 +176,68 @@ impl Registry {
                     .filter_map(|we| endpoint(we)),
             );
         }
+        let addresses: Vec<IpNet> = se
+            .addresses
+            .iter()
+            .filter_map(|a| {
+                a.parse::<IpNet>()
+                    .ok()
+                    .or_else(|| a.parse::<IpAddr>().ok().map(IpNet::from))
+            })
+            .collect();
+        // Istio cannot give a VIP to a NONE-resolution entry: its traffic is recognised
+        // by the address the application dialled, which must stay the original.
+        let allocatable =
+            addresses.is_empty() && se.resolution.unwrap_or_default() != Resolution::None;
         for host in &se.hosts {
             let host = fqdn(host, "");
+            if allocatable && !host.contains('*') {
+                self.wants_vip.push(host.clone());
+            }
             let service = Service {
                 host: host.clone(),
                 namespace: namespace.to_string(),
                 ports: ports.clone(),
                 endpoints: endpoints.clone(),
+                addresses: addresses.clone(),
             };
             self.services.insert(host, service);
+        }
+    }
+
+    /// Gives every service that asked for one an address from 240.240.0.0/16, the
+    /// reserved class-E range Istio auto-allocates from (it is never routed off the
+    /// host). Like Istio's allocator it is deterministic: the slot is the FNV-1a hash of
+    /// `namespace/host`, collisions move on by double hashing, and hosts are placed in
+    /// name order, so a host keeps its address whatever else is added unless it
+    /// collides. The addresses themselves differ from istiod's; the control plane will
+    /// hand out the addresses later, and this remains the fallback.
+    fn allocate_vips(&mut self) {
+        const SLOTS: u32 = 254 * 255; // 240.240.0.1 ..= 240.240.254.254
+        const PRIME: u32 = 64_763; // the largest prime below SLOTS
+        let mut wanting = std::mem::take(&mut self.wants_vip);
+        wanting.sort();
+        wanting.dedup();
+        let mut taken: HashSet<u32> = HashSet::new();
+        for host in wanting {
+            let Some(service) = self.services.get_mut(&host) else {
+                continue;
+            };
+            let key = fnv1a(format!("{}/{}", service.namespace, host).as_bytes());
+            let step = PRIME - key % PRIME;
+            let Some(slot) = (0..SLOTS)
+                .map(|i| (key % SLOTS + i * step) % SLOTS)
+                .find(|s| !taken.contains(s))
+            else {
+                continue;
+            };
+            taken.insert(slot);
+            let (Ok(third), Ok(fourth)) = (u8::try_from(slot / 254), u8::try_from(slot % 254 + 1))
+            else {
+                continue;
+            };
+            let ip = Ipv4Addr::new(240, 240, third, fourth);
+            service.addresses = vec![IpNet::from(IpAddr::V4(ip))];
         }
     }
 
@@ -170,6 +248,13 @@ impl Registry {
             .get(&fqdn(host, namespace))
             .or_else(|| self.services.get(&host.to_ascii_lowercase()))
     }
+}
+
+/// 32-bit FNV-1a, the hash Istio's address allocator uses.
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn endpoint(we: &WorkloadEntry) -> Option<Endpoint> {

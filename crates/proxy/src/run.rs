@@ -1,6 +1,6 @@
 //! Running a proxy: load config from a directory (re-read when it changes), keep one
-//! listener task per port the tables name (HTTP or TCP/TLS), serve the admin API, stop
-//! on request.
+//! listener task per port the tables name (gateway: HTTP or TCP/TLS) or the two capture
+//! listeners (sidecar), serve the admin API, stop on request.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -14,11 +14,22 @@ use tokio::task::JoinHandle;
 use weft_api::{LoadOptions, Severity};
 
 use crate::http::Shared;
+use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
 use crate::tables::{ProxyIdentity, Tables};
 
-/// How to run a gateway proxy.
+/// What the proxy is.
+#[derive(Debug, Clone)]
+pub enum ProxyMode {
+    /// Serves the Gateways whose selector matches its labels, on their ports.
+    Gateway,
+    /// Next to one workload: serves the traffic iptables redirects to 15001 and 15006.
+    Sidecar(SidecarOptions),
+}
+
+/// How to run a proxy.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
+    pub mode: ProxyMode,
     /// A directory of YAML (Gateway, VirtualService, DestinationRule, ServiceEntry,
     /// WorkloadEntry) the proxy serves, re-read when a file changes.
     pub config_dir: PathBuf,
@@ -38,11 +49,18 @@ pub async fn run(
     let (tables, mut stamp) = load(&opts, 1);
     let shared = Shared::new(tables);
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    // Capture listeners first: once the admin API answers, the sidecar is serving.
+    let capture_tasks = match &opts.mode {
+        ProxyMode::Gateway => Vec::new(),
+        ProxyMode::Sidecar(sidecar) => start_sidecar(sidecar, &shared)?,
+    };
     let admin = TcpListener::bind(opts.admin).await?;
     tracing::info!(admin = %admin.local_addr()?, "admin listening");
     let admin_task = tokio::spawn(crate::admin::serve(admin, shared.clone(), stop_tx));
     let mut listeners = Listeners::new();
-    reconcile(&opts, &shared, &mut listeners).await;
+    if let ProxyMode::Gateway = opts.mode {
+        reconcile(&opts, &shared, &mut listeners).await;
+    }
     let mut version = 1;
     tokio::pin!(shutdown);
     loop {
@@ -56,16 +74,49 @@ pub async fn run(
                     let (tables, new_stamp) = load(&opts, version);
                     stamp = new_stamp;
                     shared.tables.store(Arc::new(tables));
-                    reconcile(&opts, &shared, &mut listeners).await;
+                    if let ProxyMode::Gateway = opts.mode {
+                        reconcile(&opts, &shared, &mut listeners).await;
+                    }
                 }
             }
         }
     }
-    for (_, (_, task)) in listeners {
+    for task in listeners
+        .into_values()
+        .map(|(_, task)| task)
+        .chain(capture_tasks)
+    {
         task.abort();
     }
     admin_task.abort();
     Ok(())
+}
+
+/// Binds the outbound and inbound capture listeners and starts serving them.
+fn start_sidecar(
+    opts: &SidecarOptions,
+    shared: &Arc<Shared>,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let sidecar = SidecarProxy::new(shared.clone(), opts);
+    let mut tasks = Vec::new();
+    for (addr, direction) in [
+        (opts.outbound, Direction::Outbound),
+        (opts.inbound, Direction::Inbound),
+    ] {
+        let listener = crate::capture::listen(addr).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {addr} ({direction:?} capture): {e}"),
+            )
+        })?;
+        tracing::info!(%addr, ?direction, "capture listener");
+        tasks.push(tokio::spawn(crate::sidecar::serve(
+            listener,
+            direction,
+            sidecar.clone(),
+        )));
+    }
+    Ok(tasks)
 }
 
 /// Which accept loop serves a port.
@@ -163,7 +214,12 @@ fn load(opts: &ProxyOptions, version: u64) -> (Tables, Stamp) {
     {
         tracing::warn!(%report, "config refused");
     }
-    let tables = Tables::for_gateway(&loaded.objects, &opts.identity, version);
+    let tables = match &opts.mode {
+        ProxyMode::Gateway => Tables::for_gateway(&loaded.objects, &opts.identity, version),
+        ProxyMode::Sidecar(s) => {
+            Tables::for_sidecar(&loaded.objects, &opts.identity, s.outbound_policy, version)
+        }
+    };
     for reason in &tables.rejected {
         tracing::warn!(%reason, "config not served");
     }

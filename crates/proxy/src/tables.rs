@@ -5,6 +5,7 @@
 mod clusters;
 mod gateway;
 mod http_routes;
+mod sidecar;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::cluster::Cluster;
 use crate::registry::{Protocol, Registry};
 use crate::route::{HeaderOps, RouteMatch};
 
+pub use sidecar::{InboundPort, OutboundPolicy, OutboundTarget, SidecarTables};
 pub use tcp::{L4Destination, L4Match, L4Route, L4Routes};
 
 /// What a proxy is: its mode, and the namespace and labels of its workload (gateways are
@@ -36,6 +38,9 @@ pub struct Tables {
     /// Config the proxy could not turn into tables, with the reason: rejected alone,
     /// while everything else is served.
     pub rejected: Vec<String>,
+    /// What a sidecar needs beyond the per-port HTTP route tables in `listeners`:
+    /// service addresses, inbound ports, the outbound policy. `None` for gateways.
+    pub sidecar: Option<SidecarTables>,
 }
 
 /// A port the proxy listens on and what it serves there: virtual hosts for HTTP, TCP and
@@ -51,7 +56,8 @@ pub struct Listener {
 /// The routes of one VirtualService for the hosts it claims on a listener.
 #[derive(Debug, Serialize)]
 pub struct VirtualHost {
-    /// `namespace/name` of the VirtualService.
+    /// `namespace/name` of the VirtualService (gateways); `host:port`, Istio's name, in
+    /// a sidecar's per-port route tables.
     pub name: String,
     /// Lower-case domains, possibly `*` or `*.suffix`.
     pub domains: Vec<String>,

@@ -366,7 +366,7 @@ pub fn try_curl(args: &[&str]) -> Option<Reply> {
 }
 
 /// Splits `curl -i` output into the status line, headers and body.
-fn parse_reply(out: &str) -> Reply {
+pub fn parse_reply(out: &str) -> Reply {
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out, ""));
     let mut lines = head.lines();
     let status_line = lines.next().unwrap_or("");

@@ -51,6 +51,7 @@ impl Tables {
             clusters,
             registry,
             rejected,
+            sidecar: None,
         }
     }
 }

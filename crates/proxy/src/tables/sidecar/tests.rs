@@ -1,0 +1,297 @@
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::tables::Route;
+
+fn objects(yaml: &str) -> Vec<Object> {
+    let mut loaded = weft_api::Loaded::default();
+    weft_api::load_str(
+        yaml,
+        Arc::from(Path::new("test.yaml")),
+        &weft_api::LoadOptions::default(),
+        &mut loaded,
+    );
+    let errors: Vec<String> = loaded.errors().map(|r| r.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    loaded.objects
+}
+
+const REVIEWS: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  hosts:
+  - reviews.default.svc.cluster.local
+  location: MESH_INTERNAL
+  ports:
+  - number: 9080
+    name: http
+    protocol: HTTP
+  - number: 3306
+    name: db
+  - number: 9000
+    name: tcp-metrics
+  resolution: STATIC
+  endpoints:
+  - address: 10.0.0.7
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: external
+  namespace: default
+spec:
+  hosts:
+  - api.example.com
+  addresses:
+  - 192.0.2.10
+  - 198.51.100.0/24
+  ports:
+  - number: 443
+    name: tls
+    protocol: TLS
+  resolution: NONE
+";
+
+fn me(namespace: &str, labels: &[(&str, &str)]) -> ProxyIdentity {
+    ProxyIdentity {
+        namespace: namespace.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn sidecar_tables(yaml: &str, who: &ProxyIdentity) -> Tables {
+    Tables::for_sidecar(&objects(yaml), who, OutboundPolicy::AllowAny, 1)
+}
+
+#[test]
+fn services_without_addresses_get_a_stable_vip_in_240_240() {
+    let tables = sidecar_tables(REVIEWS, &me("default", &[]));
+    let reviews = &tables.registry.services["reviews.default.svc.cluster.local"];
+    assert_eq!(reviews.addresses.len(), 1);
+    let vip = reviews.addresses[0];
+    assert!(
+        "240.240.0.0/16"
+            .parse::<IpNet>()
+            .unwrap()
+            .contains(&vip.addr()),
+        "{vip}"
+    );
+    let again = sidecar_tables(
+        &format!("{REVIEWS}---\n{}", REVIEWS.replace("reviews", "ratings")),
+        &me("default", &[]),
+    );
+    assert_eq!(
+        again.registry.services["reviews.default.svc.cluster.local"].addresses,
+        vec![vip],
+        "adding a service does not move another's address"
+    );
+    assert_ne!(
+        again.registry.services["ratings.default.svc.cluster.local"].addresses,
+        vec![vip]
+    );
+    let external = &tables.registry.services["api.example.com"];
+    assert_eq!(
+        external.addresses.len(),
+        2,
+        "declared addresses are kept, none allocated"
+    );
+}
+
+#[test]
+fn original_destinations_name_service_ports() {
+    let tables = sidecar_tables(REVIEWS, &me("default", &[]));
+    let side = tables.sidecar.as_ref().unwrap();
+    let vip = tables.registry.services["reviews.default.svc.cluster.local"].addresses[0].addr();
+    let http = side.outbound_target(SocketAddr::new(vip, 9080)).unwrap();
+    assert_eq!(
+        (http.protocol, http.detect, http.cluster.as_str()),
+        (
+            Protocol::Http,
+            false,
+            "outbound|9080||reviews.default.svc.cluster.local"
+        )
+    );
+    let sniffed = side.outbound_target(SocketAddr::new(vip, 3306)).unwrap();
+    assert!(sniffed.detect, "a port named `db` declares no protocol");
+    let tcp = side.outbound_target(SocketAddr::new(vip, 9000)).unwrap();
+    assert_eq!(
+        (tcp.protocol, tcp.detect),
+        (Protocol::Tcp, false),
+        "tcp-metrics is TCP"
+    );
+    assert!(side.outbound_target(SocketAddr::new(vip, 1234)).is_none());
+    let exact = side
+        .outbound_target("192.0.2.10:443".parse().unwrap())
+        .unwrap();
+    assert_eq!(exact.service, "api.example.com");
+    assert!(
+        side.outbound_target("198.51.100.77:443".parse().unwrap())
+            .is_some(),
+        "CIDR"
+    );
+    assert!(
+        side.outbound_target("198.51.101.1:443".parse().unwrap())
+            .is_none()
+    );
+    let inbound = side.inbound_port("10.0.0.7:9080".parse().unwrap()).unwrap();
+    assert_eq!((inbound.protocol, inbound.detect), (Protocol::Http, false));
+    assert!(
+        side.inbound_port("10.0.0.7:3306".parse().unwrap())
+            .unwrap()
+            .detect
+    );
+}
+
+#[test]
+fn http_ports_get_a_route_table_with_istios_domains() {
+    let tables = sidecar_tables(REVIEWS, &me("default", &[]));
+    assert_eq!(
+        tables.listeners.keys().copied().collect::<Vec<_>>(),
+        vec![3306, 9080],
+        "HTTP and undeclared ports (which may sniff as HTTP); not TCP or TLS ones"
+    );
+    let vh = &tables.listeners[&9080].virtual_hosts[0];
+    assert_eq!(vh.name, "reviews.default.svc.cluster.local:9080");
+    let vip = tables.registry.services["reviews.default.svc.cluster.local"].addresses[0].addr();
+    for domain in [
+        "reviews.default.svc.cluster.local".to_string(),
+        "reviews.default.svc.cluster.local:9080".into(),
+        "reviews".into(),
+        "reviews:9080".into(),
+        "reviews.default".into(),
+        "reviews.default.svc:9080".into(),
+        vip.to_string(),
+        format!("{vip}:9080"),
+    ] {
+        assert!(vh.domains.contains(&domain), "{domain} in {:?}", vh.domains);
+    }
+    let other = sidecar_tables(REVIEWS, &me("prod", &[]));
+    let domains = &other.listeners[&9080].virtual_hosts[0].domains;
+    assert!(
+        !domains.contains(&"reviews".to_string())
+            && domains.contains(&"reviews.default".to_string()),
+        "the bare name means prod's reviews from prod: {domains:?}"
+    );
+    assert!(matches!(
+        &vh.routes[..],
+        [Route { action: Action::Forward(w), .. }] if w[0].cluster == "outbound|9080||reviews.default.svc.cluster.local"
+    ));
+}
+
+#[test]
+fn mesh_virtual_services_route_and_gateway_ones_do_not() {
+    let vs = |name: &str, gateways: &str, subset: &str| {
+        format!(
+            "---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  hosts:
+  - reviews
+{gateways}  http:
+  - route:
+    - destination:
+        host: reviews
+        subset: {subset}
+"
+        )
+    };
+    let rule = "---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+";
+    let gateway_only = vs("a-gw", "  gateways:\n  - bookinfo-gateway\n", "v1");
+    let mesh = vs("b-mesh", "  gateways:\n  - mesh\n", "v2");
+    let tables = sidecar_tables(
+        &format!("{REVIEWS}{rule}{gateway_only}{mesh}"),
+        &me("default", &[]),
+    );
+    let route = &tables.listeners[&9080].virtual_hosts[0].routes[0];
+    assert!(
+        matches!(&route.action, Action::Forward(w) if w[0].cluster == "outbound|9080|v2|reviews.default.svc.cluster.local"),
+        "{route:?}"
+    );
+    let tables = sidecar_tables(
+        &format!("{REVIEWS}{rule}{gateway_only}"),
+        &me("default", &[]),
+    );
+    let route = &tables.listeners[&9080].virtual_hosts[0].routes[0];
+    assert_eq!(
+        route.name, "default",
+        "a gateway's VirtualService is not the mesh's"
+    );
+}
+
+#[test]
+fn the_sidecar_resource_that_applies_sets_the_outbound_policy() {
+    let sidecar = |name: &str, ns: &str, selector: &str, mode: &str| {
+        format!(
+            "---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: {name}
+  namespace: {ns}
+spec:
+{selector}  outboundTrafficPolicy:
+    mode: {mode}
+"
+        )
+    };
+    let root = sidecar("default", "istio-system", "", "REGISTRY_ONLY");
+    let ns_wide = sidecar("default", "default", "", "ALLOW_ANY");
+    let selected = sidecar(
+        "sleep",
+        "default",
+        "  workloadSelector:\n    labels:\n      app: sleep\n",
+        "REGISTRY_ONLY",
+    );
+    let policy = |yaml: &str, who: &ProxyIdentity| {
+        let t = sidecar_tables(&format!("{REVIEWS}{yaml}"), who);
+        let s = t.sidecar.unwrap();
+        (s.outbound_policy, s.policy_source)
+    };
+    let sleep = me("default", &[("app", "sleep")]);
+    let other = me("default", &[("app", "other")]);
+    assert_eq!(
+        policy("", &sleep),
+        (OutboundPolicy::AllowAny, "mesh".into())
+    );
+    assert_eq!(policy(&root, &sleep).0, OutboundPolicy::RegistryOnly);
+    assert_eq!(
+        policy(&format!("{root}{ns_wide}"), &sleep).0,
+        OutboundPolicy::AllowAny
+    );
+    let all = format!("{root}{ns_wide}{selected}");
+    assert_eq!(
+        policy(&all, &sleep),
+        (OutboundPolicy::RegistryOnly, "Sidecar default/sleep".into())
+    );
+    assert_eq!(policy(&all, &other).0, OutboundPolicy::AllowAny);
+    assert_eq!(
+        policy(&root, &me("prod", &[])).0,
+        OutboundPolicy::RegistryOnly
+    );
+}
