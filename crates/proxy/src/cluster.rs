@@ -1,19 +1,80 @@
-//! Upstream clusters: the endpoints one (service, port, subset) resolves to, and the load
-//! balancer that picks one of them for each request.
+//! Upstream clusters: the endpoints one (service, port, subset) resolves to, the load
+//! balancer that picks one of them for each request, and how connections to them are made.
 
+mod hash;
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use http::HeaderMap;
 use serde::Serialize;
 
 use crate::registry::Protocol;
 
-/// How a cluster spreads requests over its endpoints (DestinationRule `loadBalancer.simple`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub use hash::{CookieSpec, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MIN_RING_SIZE, HashKey, HashTable};
+
+/// How a cluster spreads requests over its endpoints (DestinationRule `loadBalancer`).
+#[derive(Debug, Serialize)]
 pub enum LbPolicy {
     RoundRobin,
     /// Istio's default: the less busy of two endpoints picked at random.
     LeastRequest,
     Random,
+    /// No balancing: the request goes where the caller sent it (the original destination
+    /// of a captured connection). A gateway's connections have none, so, as Envoy's
+    /// ORIGINAL_DST cluster, it finds no host (`UH`).
+    Passthrough,
+    /// Sticky by a hash of the request (header, cookie, source IP, query parameter), looked
+    /// up in a ring-hash or Maglev table built with the cluster.
+    ConsistentHash {
+        key: HashKey,
+        table: HashTable,
+    },
+}
+
+/// Which HTTP version requests to the cluster's endpoints use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum UpstreamProtocol {
+    Http1,
+    /// HTTP/2 with prior knowledge (h2c): ports declared `http2`/`grpc`, or
+    /// `h2UpgradePolicy: UPGRADE`.
+    Http2,
+    /// `useClientProtocol`: the downstream request's own version.
+    UseClient,
+}
+
+/// TCP keep-alive probes on upstream sockets (`connectionPool.tcp.tcpKeepalive`); unset
+/// fields keep the kernel's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct TcpKeepalive {
+    pub time: Option<Duration>,
+    pub interval: Option<Duration>,
+    pub probes: Option<u32>,
+}
+
+/// How connections to the cluster's endpoints are made and kept (`connectionPool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct ConnectionSettings {
+    pub protocol: UpstreamProtocol,
+    /// `tcp.connectTimeout`; Istio's mesh default is 10s.
+    pub connect_timeout: Duration,
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// How long a pooled connection may sit unused before it is closed (`http.idleTimeout`,
+    /// else `tcp.idleTimeout`); Envoy's default is one hour, and `0s` means never.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            protocol: UpstreamProtocol::Http1,
+            connect_timeout: Duration::from_secs(10),
+            tcp_keepalive: None,
+            idle_timeout: Some(Duration::from_secs(3600)),
+        }
+    }
 }
 
 /// One upstream instance and the requests it has in flight.
@@ -40,19 +101,53 @@ pub struct Cluster {
     pub name: String,
     pub protocol: Protocol,
     pub lb: LbPolicy,
+    pub connection: ConnectionSettings,
     pub endpoints: Vec<UpstreamEndpoint>,
     #[serde(skip)]
     next: AtomicUsize,
 }
 
+/// What the load balancer may look at in a request.
+pub struct PickRequest<'r> {
+    pub headers: &'r HeaderMap,
+    /// Path and query.
+    pub path: &'r str,
+    /// The downstream peer.
+    pub peer: SocketAddr,
+    /// The downstream connection's local address (a generated cookie hashes both).
+    pub local: SocketAddr,
+    /// Where a captured connection was going; `None` at a gateway.
+    pub original_dst: Option<SocketAddr>,
+}
+
 /// An endpoint chosen for one request; its in-flight count drops when this is dropped.
 pub struct Pick<'a> {
-    pub endpoint: &'a UpstreamEndpoint,
+    target: Target<'a>,
+    /// A `Set-Cookie` value for the response: the hash cookie the proxy generated because
+    /// the request had none (consistent hash on a cookie with a TTL).
+    pub set_cookie: Option<String>,
+}
+
+enum Target<'a> {
+    Endpoint(&'a UpstreamEndpoint),
+    OriginalDst(SocketAddr),
+}
+
+impl Pick<'_> {
+    /// The address to connect to.
+    pub fn address(&self) -> Cow<'_, str> {
+        match &self.target {
+            Target::Endpoint(e) => Cow::Borrowed(&e.address),
+            Target::OriginalDst(a) => Cow::Owned(a.to_string()),
+        }
+    }
 }
 
 impl Drop for Pick<'_> {
     fn drop(&mut self) {
-        self.endpoint.active.fetch_sub(1, Ordering::Relaxed);
+        if let Target::Endpoint(e) = self.target {
+            e.active.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -61,12 +156,14 @@ impl Cluster {
         name: String,
         protocol: Protocol,
         lb: LbPolicy,
+        connection: ConnectionSettings,
         endpoints: Vec<UpstreamEndpoint>,
     ) -> Self {
         Self {
             name,
             protocol,
             lb,
+            connection,
             endpoints,
             next: AtomicUsize::new(fastrand::usize(..usize::MAX / 2)),
         }
@@ -77,64 +174,60 @@ impl Cluster {
         format!("outbound|{port}|{subset}|{host}")
     }
 
-    /// Picks an endpoint, or `None` when the cluster has none.
-    pub fn pick(&self) -> Option<Pick<'_>> {
+    /// Picks an endpoint for a TCP connection, which has no headers or path to hash: only
+    /// `useSourceIp` hashing applies, as for Envoy's TCP proxy.
+    pub fn pick_connection(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+        original_dst: Option<SocketAddr>,
+    ) -> Option<Pick<'_>> {
+        let headers = HeaderMap::new();
+        self.pick(&PickRequest {
+            headers: &headers,
+            path: "",
+            peer,
+            local,
+            original_dst,
+        })
+    }
+
+    /// Picks an endpoint for `req`, or `None` when there is none to pick.
+    pub fn pick(&self, req: &PickRequest<'_>) -> Option<Pick<'_>> {
+        let mut set_cookie = None;
         let n = self.endpoints.len();
-        let i = match (n, self.lb) {
-            (0, _) => return None,
-            (1, _) => 0,
-            (_, LbPolicy::RoundRobin) => self.next.fetch_add(1, Ordering::Relaxed) % n,
-            (_, LbPolicy::Random) => fastrand::usize(..n),
-            (_, LbPolicy::LeastRequest) => {
+        let i = match (&self.lb, n) {
+            (LbPolicy::Passthrough, _) => {
+                return req.original_dst.map(|a| Pick {
+                    target: Target::OriginalDst(a),
+                    set_cookie: None,
+                });
+            }
+            (_, 0) => return None,
+            (LbPolicy::ConsistentHash { key, table }, _) => {
+                let outcome = key.evaluate(req);
+                set_cookie = outcome.set_cookie;
+                // Envoy: a request without the hash key goes to a random endpoint.
+                table.lookup(outcome.hash.unwrap_or_else(|| fastrand::u64(..)))?
+            }
+            (_, 1) => 0,
+            (LbPolicy::RoundRobin, _) => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            (LbPolicy::Random, _) => fastrand::usize(..n),
+            (LbPolicy::LeastRequest, _) => {
                 let a = fastrand::usize(..n);
                 let b = (a + 1 + fastrand::usize(..n - 1)) % n;
                 let load = |i: usize| self.endpoints[i].active.load(Ordering::Relaxed);
                 if load(b) < load(a) { b } else { a }
             }
         };
-        let endpoint = &self.endpoints[i];
+        let endpoint = self.endpoints.get(i)?;
         endpoint.active.fetch_add(1, Ordering::Relaxed);
-        Some(Pick { endpoint })
+        Some(Pick {
+            target: Target::Endpoint(endpoint),
+            set_cookie,
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cluster(lb: LbPolicy, n: usize) -> Cluster {
-        let eps = (0..n)
-            .map(|i| UpstreamEndpoint::new(format!("10.0.0.{i}:80")))
-            .collect();
-        Cluster::new("c".into(), Protocol::Http, lb, eps)
-    }
-
-    #[test]
-    fn round_robin_visits_every_endpoint_in_turn() {
-        let c = cluster(LbPolicy::RoundRobin, 3);
-        let picks: Vec<String> = (0..6)
-            .map(|_| c.pick().unwrap().endpoint.address.clone())
-            .collect();
-        assert_eq!(picks[..3], picks[3..]);
-        let mut first: Vec<&String> = picks[..3].iter().collect();
-        first.sort();
-        first.dedup();
-        assert_eq!(first.len(), 3);
-    }
-
-    #[test]
-    fn least_request_avoids_the_busy_endpoint() {
-        let c = cluster(LbPolicy::LeastRequest, 2);
-        let busy = c.pick().unwrap();
-        let busy_addr = busy.endpoint.address.clone();
-        for _ in 0..50 {
-            assert_ne!(c.pick().unwrap().endpoint.address, busy_addr);
-        }
-        drop(busy);
-    }
-
-    #[test]
-    fn empty_clusters_pick_nothing() {
-        assert!(cluster(LbPolicy::Random, 0).pick().is_none());
-    }
-}
+mod tests;

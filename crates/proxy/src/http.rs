@@ -1,5 +1,9 @@
 //! The HTTP path of one request: pick the virtual host and route from the current tables,
-//! apply the route's action, pick an endpoint, forward, and stream the answer back.
+//! apply the route's action (and CORS policy), pick an endpoint, forward on a pooled
+//! upstream connection, and stream the answer back (WebSocket upgrades become a tunnel).
+
+mod pool;
+mod upgrade;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,43 +13,48 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
+use crate::cluster::{Cluster, PickRequest, UpstreamProtocol};
 use crate::error::ProxyError;
-use crate::registry::Protocol;
-use crate::route::{RequestView, pick_virtual_host};
+use crate::route::{CorsVerdict, RequestView, pick_virtual_host};
 use crate::tables::{Action, Redirect, Route, Tables, WeightedCluster};
+use pool::{Pool, SendError};
+use upgrade::Upgrade;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// What every connection of a proxy shares.
 pub struct Shared {
     pub tables: ArcSwap<Tables>,
-    http1: Client<HttpConnector, Incoming>,
-    http2: Client<HttpConnector, Incoming>,
+    pool: Pool,
 }
 
 impl Shared {
     pub fn new(tables: Tables) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http1 = Client::builder(TokioExecutor::new()).build(connector.clone());
-        let http2 = Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(connector);
         Arc::new(Self {
             tables: ArcSwap::from_pointee(tables),
-            http1,
-            http2,
+            pool: Pool::default(),
         })
     }
+}
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct Downstream {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The listener port (routes match on it).
+    pub port: u16,
+    /// Where a captured connection was going (`SO_ORIGINAL_DST`); `None` at a gateway,
+    /// whose clients connect to it directly. PASSTHROUGH load balancing sends there.
+    pub original_dst: Option<SocketAddr>,
 }
 
 /// Accepts connections on one listener until the task is aborted.
@@ -58,33 +67,39 @@ pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        let downstream = Downstream {
+            peer,
+            local,
+            port,
+            original_dst: None,
+        };
+        tokio::spawn(serve_connection(stream, downstream, shared.clone()));
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one accepted connection.
+pub async fn serve_connection(stream: TcpStream, downstream: Downstream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(req, peer, port, &shared).await) }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
-            }
-        });
+        async move { Ok::<_, Infallible>(handle(req, &downstream, &shared).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(peer = %downstream.peer, error = %e, "downstream connection ended with an error");
     }
 }
 
 /// Serves one request: never fails; errors become the proxy's own responses.
-pub async fn handle(
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    port: u16,
-    shared: &Shared,
-) -> Response<Body> {
+pub async fn handle(req: Request<Incoming>, down: &Downstream, shared: &Shared) -> Response<Body> {
     let tables = shared.tables.load_full();
-    match route_and_forward(req, peer, port, &tables, shared).await {
+    match route_and_forward(req, down, &tables, shared).await {
         Ok(resp) => resp,
         Err(e) => {
             tracing::debug!(reason = %e, "local reply");
@@ -93,18 +108,26 @@ pub async fn handle(
     }
 }
 
+/// The route a request matched, and the request's authority and path.
+struct Routed<'a> {
+    route: &'a Route,
+    /// The index of the match block that matched (`None`: the route matches everything).
+    matched: Option<usize>,
+    authority: &'a str,
+    path: &'a str,
+}
+
 async fn route_and_forward(
     req: Request<Incoming>,
-    peer: SocketAddr,
-    port: u16,
+    down: &Downstream,
     tables: &Tables,
     shared: &Shared,
 ) -> Result<Response<Body>, ProxyError> {
     let authority = authority_of(&req).to_string();
     let listener = tables
         .listeners
-        .get(&port)
-        .ok_or_else(|| ProxyError::NoRoute(format!("no listener on port {port}")))?;
+        .get(&down.port)
+        .ok_or_else(|| ProxyError::NoRoute(format!("no listener on port {}", down.port)))?;
     let vh = pick_virtual_host(
         &listener.virtual_hosts,
         |v| v.domains.as_slice(),
@@ -122,43 +145,86 @@ async fn route_and_forward(
         path: &path,
         authority: &authority,
         scheme: "http",
-        listener_port: port,
+        listener_port: down.port,
     };
-    let (route, matched) = vh
-        .routes
-        .iter()
-        .find_map(|r| {
-            if r.matches.is_empty() {
-                return Some((r, None));
-            }
-            r.matches
-                .iter()
-                .position(|m| m.matches(&view))
-                .map(|i| (r, Some(i)))
-        })
-        .ok_or_else(|| {
-            ProxyError::NoRoute(format!(
-                "no route of {} matches {} {path}",
-                vh.name, parts.method
-            ))
-        })?;
-    match &route.action {
+    let (route, matched) = find_route(&vh.routes, &view).ok_or_else(|| {
+        ProxyError::NoRoute(format!(
+            "no route of {} matches {} {path}",
+            vh.name, parts.method
+        ))
+    })?;
+    let weighted = match &route.action {
         Action::Direct { status, body } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Ok(local_reply(status, body, None))
+            return Ok(local_reply(status, body, None));
         }
-        Action::Redirect(r) => Ok(redirect(r, &authority, &path)),
-        Action::Forward(weighted) => {
-            let target = pick_weighted(weighted).ok_or_else(|| {
-                ProxyError::NoCluster(format!("route {:?} has no destination", route.name))
-            })?;
-            let req = Request::from_parts(parts, body);
-            forward(
-                req, peer, route, matched, target, &authority, &path, tables, shared,
-            )
-            .await
+        Action::Redirect(r) => return Ok(redirect(r, &authority, &path)),
+        Action::Forward(weighted) => weighted,
+        Action::Delegate(_) => {
+            return Err(ProxyError::NoRoute(format!(
+                "route {:?} delegates to nothing",
+                route.name
+            )));
         }
+    };
+    let routed = Routed {
+        route,
+        matched,
+        authority: &authority,
+        path: &path,
+    };
+    let req = Request::from_parts(parts, body);
+    forward_with_cors(req, down, &routed, weighted, tables, shared).await
+}
+
+/// Forwards to one of the weighted destinations, under the route's CORS policy: Envoy's
+/// CORS filter runs for forwarding routes only, and may answer a preflight itself.
+async fn forward_with_cors(
+    req: Request<Incoming>,
+    down: &Downstream,
+    routed: &Routed<'_>,
+    weighted: &[WeightedCluster],
+    tables: &Tables,
+    shared: &Shared,
+) -> Result<Response<Body>, ProxyError> {
+    let cors = routed
+        .route
+        .cors
+        .as_ref()
+        .map(|c| c.verdict(req.method(), req.headers()));
+    if let Some(CorsVerdict::Preflight(headers)) = cors {
+        let mut resp = local_reply(StatusCode::OK, "", None);
+        resp.headers_mut().extend(headers);
+        return Ok(resp);
     }
+    let target = pick_weighted(weighted).ok_or_else(|| {
+        ProxyError::NoCluster(format!("route {:?} has no destination", routed.route.name))
+    })?;
+    let mut resp = forward(req, down, routed, target, tables, shared).await?;
+    if let Some(CorsVerdict::Allowed(headers)) = cors {
+        resp.headers_mut().extend(headers);
+    }
+    Ok(resp)
+}
+
+/// The first route whose match accepts the request, and which of its match blocks did; a
+/// delegating route's group of routes is searched in its place.
+fn find_route<'r>(
+    routes: &'r [Route],
+    view: &RequestView<'_>,
+) -> Option<(&'r Route, Option<usize>)> {
+    routes.iter().find_map(|r| {
+        if let Action::Delegate(children) = &r.action {
+            return find_route(children, view);
+        }
+        if r.matches.is_empty() {
+            return Some((r, None));
+        }
+        r.matches
+            .iter()
+            .position(|m| m.matches(view))
+            .map(|i| (r, Some(i)))
+    })
 }
 
 /// Picks a destination in proportion to its weight (the first when all weigh nothing).
@@ -175,15 +241,11 @@ fn pick_weighted(weighted: &[WeightedCluster]) -> Option<&WeightedCluster> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn forward(
     req: Request<Incoming>,
-    peer: SocketAddr,
-    route: &Route,
-    matched: Option<usize>,
+    down: &Downstream,
+    routed: &Routed<'_>,
     target: &WeightedCluster,
-    authority: &str,
-    path: &str,
     tables: &Tables,
     shared: &Shared,
 ) -> Result<Response<Body>, ProxyError> {
@@ -191,56 +253,152 @@ async fn forward(
         .clusters
         .get(&target.cluster)
         .ok_or_else(|| ProxyError::NoCluster(format!("cluster {} is not known", target.cluster)))?;
-    let pick = cluster
-        .pick()
-        .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
     let (mut parts, body) = req.into_parts();
-    let new_path = rewrite_path(route, matched, path);
-    parts.uri =
-        Uri::try_from(format!("http://{}{new_path}", pick.endpoint.address)).map_err(|e| {
-            ProxyError::NoHealthyUpstream(format!(
-                "bad endpoint address {}: {e}",
-                pick.endpoint.address
-            ))
-        })?;
-    let host = route
-        .rewrite
-        .as_ref()
-        .and_then(|r| r.authority.clone())
-        .unwrap_or_else(|| authority.to_string());
-    prepare_request_headers(&mut parts.headers, &host, peer);
-    route.request_headers.apply(&mut parts.headers);
-    target.request_headers.apply(&mut parts.headers);
-    let client = match cluster.protocol {
-        Protocol::Http2 | Protocol::Grpc => {
-            parts.version = http::Version::HTTP_2;
-            &shared.http2
-        }
-        _ => {
-            parts.version = http::Version::HTTP_11;
-            &shared.http1
-        }
+    let websocket = match upgrade::requested(&parts.headers) {
+        Upgrade::Refused(token) => return Ok(refuse_upgrade(&token)),
+        Upgrade::WebSocket(value) => Some(value),
+        Upgrade::None => None,
     };
+    let mut pick = cluster
+        .pick(&PickRequest {
+            headers: &parts.headers,
+            path: routed.path,
+            peer: down.peer,
+            local: down.local,
+            original_dst: down.original_dst,
+        })
+        .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
+    let address = pick.address().into_owned();
+    // Upgrades need HTTP/1.1 end to end.
+    let http2 = websocket.is_none() && upstream_http2(cluster, parts.version);
+    let downstream_upgrade = websocket
+        .is_some()
+        .then(|| parts.extensions.remove::<OnUpgrade>())
+        .flatten();
+    prepare_upstream_request(&mut parts, routed, target, down.peer, http2, &address);
+    if let Some(value) = websocket {
+        upgrade::restore(&mut parts.headers, value);
+    }
     let started = Instant::now();
-    let result = client.request(Request::from_parts(parts, body)).await;
+    let sent = shared
+        .pool
+        .send(
+            &address,
+            http2,
+            &cluster.connection,
+            Request::from_parts(parts, body.boxed()),
+        )
+        .await;
+    let set_cookie = pick.set_cookie.take();
     drop(pick);
-    let mut resp = result.map_err(|e| {
-        if e.is_connect() {
-            ProxyError::ConnectFailure(format!("{}: {e}", cluster.name))
-        } else {
-            ProxyError::UpstreamReset(format!("{}: {e}", cluster.name))
+    let mut resp = sent.map_err(|e| send_error(e, &cluster.name, &address))?;
+    finish_response(
+        &mut resp,
+        routed.route,
+        target,
+        started,
+        set_cookie,
+        downstream_upgrade,
+    );
+    Ok(resp)
+}
+
+/// The upstream's answer as the client gets it: a `101` to a WebSocket request becomes a
+/// tunnel (keeping its upgrade headers), other answers lose their hop-by-hop headers; then
+/// Envoy's headers, a generated hash cookie, and the route's response header edits.
+fn finish_response(
+    resp: &mut Response<Body>,
+    route: &Route,
+    target: &WeightedCluster,
+    started: Instant,
+    set_cookie: Option<String>,
+    downstream_upgrade: Option<OnUpgrade>,
+) {
+    match downstream_upgrade {
+        Some(down_upgrade) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            upgrade::tunnel(down_upgrade, hyper::upgrade::on(&mut *resp));
         }
-    })?;
+        _ => strip_hop_by_hop(resp.headers_mut()),
+    }
     let headers = resp.headers_mut();
-    strip_hop_by_hop(headers);
     let elapsed = started.elapsed().as_millis().to_string();
     if let Ok(v) = HeaderValue::try_from(elapsed) {
         headers.insert("x-envoy-upstream-service-time", v);
     }
     headers.insert(header::SERVER, HeaderValue::from_static("istio-envoy"));
+    if let Some(v) = set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+        headers.append(header::SET_COOKIE, v);
+    }
     route.response_headers.apply(headers);
     target.response_headers.apply(headers);
-    Ok(resp.map(BodyExt::boxed))
+}
+
+/// Whether requests to `cluster` go over HTTP/2: its port or DestinationRule says so, or
+/// `useClientProtocol` and the client spoke HTTP/2.
+fn upstream_http2(cluster: &Cluster, downstream: Version) -> bool {
+    match cluster.connection.protocol {
+        UpstreamProtocol::Http2 => true,
+        UpstreamProtocol::Http1 => false,
+        UpstreamProtocol::UseClient => downstream == Version::HTTP_2,
+    }
+}
+
+/// Turns the downstream request into the upstream one: rewritten path, Host (HTTP/2's
+/// `:authority`), Envoy's forwarding headers, the route's and destination's header edits.
+fn prepare_upstream_request(
+    parts: &mut http::request::Parts,
+    routed: &Routed<'_>,
+    target: &WeightedCluster,
+    peer: SocketAddr,
+    http2: bool,
+    address: &str,
+) {
+    let route = routed.route;
+    let new_path = rewrite_path(route, routed.matched, routed.path);
+    let host = route
+        .rewrite
+        .as_ref()
+        .and_then(|r| r.authority.clone())
+        .unwrap_or_else(|| routed.authority.to_string());
+    prepare_request_headers(&mut parts.headers, &host, peer);
+    route.request_headers.apply(&mut parts.headers);
+    target.request_headers.apply(&mut parts.headers);
+    if http2 {
+        // HTTP/2 carries the host as `:authority`, as Envoy sends it.
+        let host = parts
+            .headers
+            .remove(header::HOST)
+            .and_then(|h| h.to_str().ok().map(str::to_string))
+            .unwrap_or_else(|| address.to_string());
+        parts.uri = Uri::try_from(format!("http://{host}{new_path}"))
+            .or_else(|_| Uri::try_from(format!("http://{address}{new_path}")))
+            .unwrap_or_default();
+        parts.version = Version::HTTP_2;
+    } else {
+        parts.uri = Uri::try_from(new_path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+        parts.version = Version::HTTP_11;
+    }
+}
+
+fn send_error(e: SendError, cluster: &str, address: &str) -> ProxyError {
+    match e {
+        SendError::ConnectTimeout(t) => ProxyError::ConnectFailure(format!(
+            "{cluster}: connection to {address} timed out after {}ms",
+            t.as_millis()
+        )),
+        SendError::Connect(e) => ProxyError::ConnectFailure(format!("{cluster}: {address}: {e}")),
+        SendError::Request(e) => ProxyError::UpstreamReset(format!("{cluster}: {address}: {e}")),
+    }
+}
+
+/// Envoy answers upgrades it has no config for with 403.
+fn refuse_upgrade(token: &str) -> Response<Body> {
+    let mut resp = local_reply(StatusCode::FORBIDDEN, "", None);
+    let reason = format!("upgrade {token:?} is not allowed: only websocket upgrades are proxied");
+    if let Ok(v) = HeaderValue::try_from(reason) {
+        resp.headers_mut().insert("x-weft-reason", v);
+    }
+    resp
 }
 
 /// The path after the route's rewrite: a prefix match's prefix is replaced, any other

@@ -2,8 +2,11 @@
 //! tried in order, the first whose match (any of its match blocks, every field of one
 //! block) accepts the request wins. Regexes are compiled once, when the table is built.
 
+mod cors;
+
 use std::collections::BTreeMap;
 
+pub use cors::{Cors, Verdict as CorsVerdict};
 use http::request::Parts;
 use regex::Regex;
 use serde::Serialize;

@@ -74,6 +74,7 @@ pub struct Route {
     pub request_headers: HeaderOps,
     pub response_headers: HeaderOps,
     pub rewrite: Option<Rewrite>,
+    pub cors: Option<crate::route::Cors>,
 }
 
 /// What a matched route does.
@@ -86,6 +87,9 @@ pub enum Action {
         status: u16,
         body: String,
     },
+    /// A delegate VirtualService's routes, each with the parent's match merged in: the
+    /// first that matches is used, else the routes after this one are tried.
+    Delegate(Vec<Route>),
 }
 
 #[derive(Debug, Serialize)]

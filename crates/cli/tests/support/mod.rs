@@ -384,3 +384,109 @@ pub fn parse_reply(out: &str) -> Reply {
         body: body.to_string(),
     }
 }
+
+// Not every test file uses these.
+#[allow(dead_code)]
+impl Backend {
+    /// Like [`Backend::start`], but serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c)
+    /// alike; the echo also names the request's `authority` (HTTP/2's `:authority`).
+    pub fn start_auto(name: &str) -> Backend {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the backend");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the backend");
+        let port = listener.local_addr().expect("backend address").port();
+        runtime.spawn(accept_auto(listener, Arc::from(name)));
+        Backend {
+            port,
+            _runtime: runtime,
+        }
+    }
+}
+
+#[allow(dead_code)]
+async fn accept_auto(listener: tokio::net::TcpListener, name: Arc<str>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let name = name.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let reply = echo_with_authority(&name, &req);
+                async move { Ok::<_, Infallible>(reply) }
+            });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// [`echo`]'s reply with the request's authority added to the JSON.
+#[allow(dead_code)]
+fn echo_with_authority(name: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut body = serde_json::json!({
+        "backend": name,
+        "method": req.method().as_str(),
+        "path": req.uri().path_and_query().map_or("/", |p| p.as_str()),
+        "version": format!("{:?}", req.version()),
+        "authority": req.uri().authority().map(|a| a.as_str()),
+    });
+    let mut headers = serde_json::Map::new();
+    for (k, v) in req.headers() {
+        let values = headers
+            .entry(k.as_str())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = values {
+            list.push(Value::String(String::from_utf8_lossy(v.as_bytes()).into()));
+        }
+    }
+    body["headers"] = Value::Object(headers);
+    let mut resp = Response::new(Full::new(Bytes::from(format!("{body}\n"))));
+    let h = resp.headers_mut();
+    h.insert("content-type", "application/json".parse().expect("header"));
+    h.insert("x-backend", name.parse().expect("backend name as a header"));
+    resp
+}
+
+/// A port on 127.0.0.1 that never completes a TCP handshake while the value lives: its
+/// listener's accept queue is full (backlog 0, filled by our own connections, never
+/// accepted), so the kernel drops further SYNs and a connect hangs until it times out.
+#[allow(dead_code)]
+pub struct Blackhole {
+    pub port: u16,
+    _listener: socket2::Socket,
+    _queued: Vec<TcpStream>,
+}
+
+#[allow(dead_code)]
+pub fn blackhole() -> Blackhole {
+    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("a TCP socket");
+    let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    listener.bind(&any.into()).expect("bind 127.0.0.1:0");
+    listener.listen(0).expect("listen with backlog 0");
+    let addr = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("the bound address");
+    let mut queued = Vec::new();
+    // Connect until one attempt hangs: the queue is full from then on.
+    while let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        queued.push(s);
+        assert!(queued.len() < 16, "the listen backlog never filled up");
+    }
+    Blackhole {
+        port: addr.port(),
+        _listener: listener,
+        _queued: queued,
+    }
+}

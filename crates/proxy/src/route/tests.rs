@@ -58,3 +58,110 @@ fn query_params() {
     assert_eq!(query_param("/p?a=1&b=x+y", "b").as_deref(), Some("x y"));
     assert_eq!(query_param("/p?a=1", "c"), None);
 }
+
+mod cors {
+    use http::{HeaderMap, Method};
+    use weft_api::networking::virtual_service::{CorsPolicy, UnmatchedPreflights};
+
+    use super::super::{Cors, CorsVerdict};
+    use super::sm;
+
+    fn policy(unmatched: Option<UnmatchedPreflights>) -> Cors {
+        Cors::compile(&CorsPolicy {
+            allow_origins: vec![sm(Some("https://a.example"), None, None)],
+            allow_methods: vec!["GET".into(), "POST".into()],
+            allow_headers: vec!["*".into()],
+            max_age: Some(weft_api::validate::Duration::from_std(
+                std::time::Duration::from_secs(90),
+            )),
+            allow_credentials: Some(true),
+            unmatched_preflights: unmatched,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    fn preflight(origin: &str) -> HeaderMap {
+        headers(&[
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "x-a, x-b"),
+        ])
+    }
+
+    #[test]
+    fn preflight_from_an_allowed_origin_is_answered() {
+        let CorsVerdict::Preflight(h) =
+            policy(None).verdict(&Method::OPTIONS, &preflight("https://a.example"))
+        else {
+            panic!("not answered")
+        };
+        assert_eq!(h["access-control-allow-origin"], "https://a.example");
+        assert_eq!(h["access-control-allow-methods"], "GET,POST");
+        // `*` echoes what the browser asked for, as Envoy does.
+        assert_eq!(h["access-control-allow-headers"], "x-a, x-b");
+        assert_eq!(h["access-control-max-age"], "90");
+        assert_eq!(h["access-control-allow-credentials"], "true");
+    }
+
+    #[test]
+    fn other_origins_are_forwarded_or_ignored() {
+        let evil = preflight("https://evil.example");
+        assert!(matches!(
+            policy(None).verdict(&Method::OPTIONS, &evil),
+            CorsVerdict::Forward
+        ));
+        let ignore = policy(Some(UnmatchedPreflights::Ignore));
+        let CorsVerdict::Preflight(h) = ignore.verdict(&Method::OPTIONS, &evil) else {
+            panic!("IGNORE answers it")
+        };
+        assert!(!h.contains_key("access-control-allow-origin"));
+        let get = headers(&[("origin", "https://evil.example")]);
+        assert!(matches!(
+            policy(None).verdict(&Method::GET, &get),
+            CorsVerdict::Forward
+        ));
+    }
+
+    #[test]
+    fn actual_requests_get_origin_and_credentials_and_no_origin_is_not_cors() {
+        let ok = headers(&[("origin", "https://a.example")]);
+        let CorsVerdict::Allowed(h) = policy(None).verdict(&Method::GET, &ok) else {
+            panic!("allowed")
+        };
+        assert_eq!(h["access-control-allow-origin"], "https://a.example");
+        assert_eq!(h["access-control-allow-credentials"], "true");
+        // An OPTIONS without Access-Control-Request-Method is an actual request.
+        assert!(matches!(
+            policy(None).verdict(&Method::OPTIONS, &ok),
+            CorsVerdict::Allowed(_)
+        ));
+        assert!(matches!(
+            policy(None).verdict(&Method::GET, &HeaderMap::new()),
+            CorsVerdict::Forward
+        ));
+    }
+
+    #[test]
+    fn a_matcher_accepting_star_allows_every_origin() {
+        let any = Cors::compile(&CorsPolicy {
+            allow_origins: vec![sm(Some("*"), None, None)],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(any.allows("https://whatever.example"));
+        let legacy = Cors::compile(&CorsPolicy {
+            allow_origin: vec!["https://old.example".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(legacy.allows("https://old.example") && !legacy.allows("https://x.example"));
+    }
+}

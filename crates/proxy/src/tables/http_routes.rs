@@ -1,4 +1,7 @@
-//! Compiling VirtualService HTTP routes: match blocks, actions, rewrites, header edits.
+//! Compiling VirtualService HTTP routes: match blocks, actions, rewrites, header edits,
+//! CORS, and delegation to the routes of another VirtualService.
+
+mod delegate;
 
 use std::collections::BTreeMap;
 
@@ -8,9 +11,10 @@ use weft_api::networking::virtual_service::{
 
 use super::clusters::Clusters;
 use super::{Action, Redirect, Rewrite, Route, WeightedCluster};
-use crate::route::{HeaderOps, RouteMatch, StrMatcher};
+use crate::route::{Cors, HeaderOps, RouteMatch, StrMatcher};
 
 /// Where a route is being compiled for.
+#[derive(Clone)]
 pub(super) struct RouteContext<'a> {
     pub namespace: &'a str,
     /// `namespace/name` of the Gateway, `None` for sidecars (the `mesh` gateway).
@@ -33,6 +37,9 @@ pub(super) fn compile_route(
     }
     if !http.matches.is_empty() && matches.is_empty() {
         return Ok(None);
+    }
+    if let Some(d) = &http.delegate {
+        return delegate::compile(http, d, ctx, clusters);
     }
     let action = if let Some(r) = &http.redirect {
         Action::Redirect(Redirect {
@@ -91,6 +98,7 @@ pub(super) fn compile_route(
         }),
         None => None,
     };
+    let cors = http.cors_policy.as_ref().map(Cors::compile).transpose()?;
     Ok(Some(Route {
         name: http.name.clone(),
         matches,
@@ -98,6 +106,7 @@ pub(super) fn compile_route(
         request_headers,
         response_headers,
         rewrite,
+        cors,
     }))
 }
 
@@ -110,18 +119,7 @@ fn compile_match(
     m: &HttpMatchRequest,
     ctx: &RouteContext<'_>,
 ) -> Result<Option<RouteMatch>, String> {
-    if !m.gateways.is_empty() {
-        let here = ctx.gateway.unwrap_or("mesh");
-        if !m.gateways.iter().any(|g| {
-            g == "mesh" && ctx.gateway.is_none()
-                || super::gateway::qualify(g, ctx.namespace) == here
-        }) {
-            return Ok(None);
-        }
-    }
-    if let Some(port) = m.port
-        && u16::try_from(port).ok() != Some(ctx.listener_port)
-    {
+    if !applies_here(m, ctx) {
         return Ok(None);
     }
     let one = |s: &Option<weft_api::common::StringMatch>, fold: bool| {
@@ -141,6 +139,21 @@ fn compile_match(
         query_params: many(&m.query_params)?,
         port: None,
     }))
+}
+
+/// Whether a match block can apply to this proxy: the gateways and port it names.
+fn applies_here(m: &HttpMatchRequest, ctx: &RouteContext<'_>) -> bool {
+    if !m.gateways.is_empty() {
+        let here = ctx.gateway.unwrap_or("mesh");
+        if !m.gateways.iter().any(|g| {
+            g == "mesh" && ctx.gateway.is_none()
+                || super::gateway::qualify(g, ctx.namespace) == here
+        }) {
+            return false;
+        }
+    }
+    m.port
+        .is_none_or(|port| u16::try_from(port).ok() == Some(ctx.listener_port))
 }
 
 fn header_ops(headers: Option<&Headers>) -> (HeaderOps, HeaderOps) {
