@@ -168,7 +168,7 @@ async fn outbound(
     }
     match &target {
         Some(t) => {
-            if let Err(e) = tcp_to_service(stream, t, &tables).await {
+            if let Err(e) = tcp_to_service(stream, peer, dst, t, &tables).await {
                 tracing::debug!(%peer, %dst, reason = %e, "outbound TCP refused");
             }
         }
@@ -183,6 +183,8 @@ async fn outbound(
 /// ways. VirtualService `tcp` routes replace the choice of cluster here.
 pub async fn tcp_to_service(
     down: Prefixed<TcpStream>,
+    peer: SocketAddr,
+    dst: SocketAddr,
     target: &OutboundTarget,
     tables: &Tables,
 ) -> Result<(), ProxyError> {
@@ -191,9 +193,9 @@ pub async fn tcp_to_service(
         .get(&target.cluster)
         .ok_or_else(|| ProxyError::NoCluster(format!("cluster {} is not known", target.cluster)))?;
     let pick = cluster
-        .pick()
+        .pick_connection(peer, dst, Some(dst))
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
-    let up = connect(&pick.endpoint.address, &cluster.name).await?;
+    let up = connect(&pick.address(), &cluster.name).await?;
     copy_both_ways(down, up, &cluster.name).await;
     drop(pick);
     Ok(())
@@ -285,7 +287,15 @@ async fn outbound_request(
         pick_virtual_host(&l.virtual_hosts, |v| v.domains.as_slice(), &authority).is_some()
     });
     if known {
-        return crate::http::handle(req, peer, dst.port(), &sidecar.shared).await;
+        // A captured connection's local address is its original destination (Envoy
+        // restores it), so the request's downstream is peer -> dst.
+        let down = crate::http::Downstream {
+            peer,
+            local: dst,
+            port: dst.port(),
+            original_dst: Some(dst),
+        };
+        return crate::http::handle(req, &down, &sidecar.shared).await;
     }
     let policy = tables
         .sidecar

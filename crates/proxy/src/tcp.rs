@@ -192,9 +192,10 @@ async fn forward(
         .get(&target.cluster)
         .ok_or_else(|| ProxyError::NoCluster(format!("cluster {} is not known", target.cluster)))?;
     let pick = cluster
-        .pick()
+        .pick_connection(down.peer, down.destination, None)
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
-    let address = pick.endpoint.address.as_str();
+    let address = pick.address().into_owned();
+    let address = address.as_str();
     let mut up = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
         Ok(Ok(up)) => up,
         Ok(Err(e)) => {

@@ -249,6 +249,7 @@ fn default_route(cluster: String) -> Route {
         request_headers: Default::default(),
         response_headers: Default::default(),
         rewrite: None,
+        cors: None,
     }
 }
 
