@@ -85,6 +85,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let (mode, default_namespace, default_labels) = match args.mode {
         Mode::Gateway => (

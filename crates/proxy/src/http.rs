@@ -254,6 +254,7 @@ async fn forward(
         .get(&target.cluster)
         .ok_or_else(|| ProxyError::NoCluster(format!("cluster {} is not known", target.cluster)))?;
     let (mut parts, body) = req.into_parts();
+    let downstream_version = parts.version;
     let websocket = match upgrade::requested(&parts.headers) {
         Upgrade::Refused(token) => return Ok(refuse_upgrade(&token)),
         Upgrade::WebSocket(value) => Some(value),
@@ -300,6 +301,9 @@ async fn forward(
         set_cookie,
         downstream_upgrade,
     );
+    // The client hears its own protocol whatever the upstream spoke (an HTTP/1.0
+    // upstream's answer goes out as HTTP/1.1 to an HTTP/1.1 client), as with Envoy.
+    *resp.version_mut() = downstream_version;
     Ok(resp)
 }
 
