@@ -205,6 +205,22 @@ impl Lab {
             .unwrap_or_else(|| panic!("no counter in {line:?}"))
     }
 
+    /// A copy of the `weft` binary in the lab's directory, which UID 1337 can reach: the
+    /// build's own may sit under a directory only root may enter (a target dir in /root).
+    fn proxy_binary(&self) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = self.dir.join("weft");
+        if !copy.exists() {
+            std::fs::copy(env!("CARGO_BIN_EXE_weft"), &copy)
+                .expect("copy the weft binary into the lab");
+            std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
+                .expect("make the copy executable");
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o755))
+                .expect("open the lab dir");
+        }
+        copy
+    }
+
     /// Starts `weft proxy --mode sidecar` in the pod as UID 1337 and waits until its
     /// admin API answers (its capture listeners are bound before the admin API).
     pub fn sidecar(&mut self, pod: &Pod, args: &[&str]) {
@@ -216,10 +232,15 @@ impl Lab {
         all.extend(["--log".into(), "debug".into()]);
         all.extend(args.iter().map(|s| s.to_string()));
         let what = format!("sidecar of {}", pod.name);
+        let weft = self.proxy_binary();
         let i = self.spawn_helper(
             pod,
             &what,
-            &[("exec-proxy", ""), ("args", &all.join("\u{1f}"))],
+            &[
+                ("exec-proxy", ""),
+                ("weft", &weft.display().to_string()),
+                ("args", &all.join("\u{1f}")),
+            ],
         );
         eventually(&format!("the {what} to answer /ready"), DEADLINE, || {
             self.assert_running(i);
@@ -471,7 +492,8 @@ pub fn helper_main() {
     if let Some(args) = var("ARGS").filter(|_| var("EXEC_PROXY").is_some()) {
         // `ip netns exec` needs root; the proxy must not be root. Become UID 1337 in the
         // same process, so that killing it kills the proxy.
-        let err = Command::new(env!("CARGO_BIN_EXE_weft"))
+        let weft = var("WEFT").expect("the lab's copy of the weft binary");
+        let err = Command::new(weft)
             .args(args.split('\u{1f}'))
             .uid(PROXY_UID)
             .gid(PROXY_UID)
