@@ -8,7 +8,7 @@ mod upgrade;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -18,12 +18,14 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::cluster::{Cluster, PickRequest, UpstreamProtocol};
+use crate::drain::Drain;
 use crate::error::ProxyError;
 use crate::route::{CorsVerdict, RequestView, pick_virtual_host};
+use crate::stats::{ClusterStats, Stats};
 use crate::tables::{Action, Redirect, Route, Tables, WeightedCluster};
 use pool::{Pool, SendError};
 use upgrade::Upgrade;
@@ -34,15 +36,79 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 pub struct Shared {
     pub tables: ArcSwap<Tables>,
     pool: Pool,
+    pub stats: Stats,
+    pub drain: Drain,
+    pub limits: ServerLimits,
 }
 
 impl Shared {
     pub fn new(tables: Tables) -> Arc<Self> {
+        Self::with_limits(tables, ServerLimits::default())
+    }
+
+    pub fn with_limits(tables: Tables, limits: ServerLimits) -> Arc<Self> {
         Arc::new(Self {
             tables: ArcSwap::from_pointee(tables),
             pool: Pool::default(),
+            stats: Stats::default(),
+            drain: Drain::default(),
+            limits,
         })
     }
+}
+
+/// What a downstream connection may send, against hostile or broken clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// The request headers' total size (Envoy's `max_request_headers_kb`, default 60):
+    /// larger HTTP/1.1 headers get 431.
+    pub max_request_headers_kb: u32,
+    /// The number of request headers (Envoy's `max_headers_count`, default 100).
+    pub max_headers: usize,
+    /// How long an HTTP/1.1 client may take to send a request's headers before the
+    /// connection is closed (slowloris). Envoy's `request_headers_timeout` is off by
+    /// default and leans on its 1h idle timeout; we close after 30s, hyper's default.
+    pub request_headers_timeout: Duration,
+}
+
+impl ServerLimits {
+    fn header_bytes(&self) -> u32 {
+        self.max_request_headers_kb.saturating_mul(1024)
+    }
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_request_headers_kb: 60,
+            max_headers: 100,
+            request_headers_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The downstream connection builder with `limits` applied to HTTP/1.1 and HTTP/2.
+pub fn server_builder(
+    limits: &ServerLimits,
+) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let header_bytes = limits.header_bytes();
+    // The exact limit is checked per request (see `handle`); hyper's read buffer only
+    // bounds memory, with room for the request line and framing beyond the headers.
+    let buffer = usize::try_from(header_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(8192);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_headers_timeout)
+        .max_buf_size(buffer)
+        .max_headers(limits.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(header_bytes);
+    builder
 }
 
 /// The connection a request arrived on.
@@ -57,10 +123,16 @@ pub struct Downstream {
     pub original_dst: Option<SocketAddr>,
 }
 
-/// Accepts connections on one listener until the task is aborted.
+/// Accepts connections on one listener until the proxy drains (the listener closes then)
+/// or the task is aborted.
 pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
+    let mut drain = shared.drain.watcher();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = drain.signaled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(port, error = %e, "accept failed");
@@ -80,24 +152,62 @@ pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
     }
 }
 
-/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one accepted connection.
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one accepted connection; when the proxy
+/// drains, the connection finishes its requests and closes (HTTP/2 with GOAWAY).
 pub async fn serve_connection(stream: TcpStream, downstream: Downstream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    let mut drain = shared.drain.watcher();
+    let builder = server_builder(&shared.limits);
     let service = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(req, &downstream, &shared).await) }
     });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(e) = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .await
-    {
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = drain.signaled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(peer = %downstream.peer, error = %e, "downstream connection ended with an error");
     }
 }
 
 /// Serves one request: never fails; errors become the proxy's own responses.
 pub async fn handle(req: Request<Incoming>, down: &Downstream, shared: &Shared) -> Response<Body> {
+    shared.stats.request_started();
+    let too_large =
+        usize::try_from(shared.limits.header_bytes()).is_ok_and(|limit| header_bytes(&req) > limit);
+    let resp = if too_large {
+        local_reply(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "", None)
+    } else {
+        route_and_forward_or_reply(req, down, shared).await
+    };
+    shared.stats.response_sent(resp.status());
+    resp
+}
+
+/// The request headers' size as Envoy counts it against `max_request_headers_kb`: every
+/// name and value, the pseudo-headers (method, path, authority) included.
+fn header_bytes<B>(req: &Request<B>) -> usize {
+    let pseudo = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + req.uri().authority().map_or(0, |a| a.as_str().len());
+    req.headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum::<usize>()
+        + pseudo
+}
+
+async fn route_and_forward_or_reply(
+    req: Request<Incoming>,
+    down: &Downstream,
+    shared: &Shared,
+) -> Response<Body> {
     let tables = shared.tables.load_full();
     match route_and_forward(req, down, &tables, shared).await {
         Ok(resp) => resp,
@@ -270,6 +380,8 @@ async fn forward(
         })
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
     let address = pick.address().into_owned();
+    let cluster_stats = shared.stats.cluster(&cluster.name);
+    ClusterStats::bump(&cluster_stats.upstream_rq_total);
     // Upgrades need HTTP/1.1 end to end.
     let http2 = websocket.is_none() && upstream_http2(cluster, parts.version);
     let downstream_upgrade = websocket
@@ -292,6 +404,9 @@ async fn forward(
         .await;
     let set_cookie = pick.set_cookie.take();
     drop(pick);
+    if let Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) = &sent {
+        ClusterStats::bump(&cluster_stats.upstream_cx_connect_fail);
+    }
     let mut resp = sent.map_err(|e| send_error(e, &cluster.name, &address))?;
     finish_response(
         &mut resp,
@@ -365,6 +480,10 @@ fn prepare_upstream_request(
         .and_then(|r| r.authority.clone())
         .unwrap_or_else(|| routed.authority.to_string());
     prepare_request_headers(&mut parts.headers, &host, peer);
+    // The first try; retries will count up.
+    parts
+        .headers
+        .insert("x-envoy-attempt-count", HeaderValue::from_static("1"));
     route.request_headers.apply(&mut parts.headers);
     target.request_headers.apply(&mut parts.headers);
     if http2 {
