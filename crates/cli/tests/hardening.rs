@@ -125,15 +125,7 @@ fn exchange(port: u16, bytes: &[u8]) -> String {
     // The proxy may answer and close before reading everything: a failed write is fine.
     let _ = stream.write_all(bytes);
     let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("reading the proxy's answer: {e} (so far: {out:?})"),
-        }
-    }
+    read_to_end(&mut stream, &mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -186,6 +178,14 @@ fn invalid_header_bytes_and_garbage_request_lines_get_400() {
 
 /// The HTTP/2 frames in `bytes` as (type, payload), stopping at a partial frame.
 fn frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    frames_with_flags(bytes)
+        .into_iter()
+        .map(|(kind, _, payload)| (kind, payload))
+        .collect()
+}
+
+/// The HTTP/2 frames in `bytes` as (type, flags, payload).
+fn frames_with_flags(bytes: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while rest.len() >= 9 {
@@ -193,7 +193,7 @@ fn frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
         if rest.len() < 9 + len {
             break;
         }
-        out.push((rest[3], rest[9..9 + len].to_vec()));
+        out.push((rest[3], rest[4], rest[9..9 + len].to_vec()));
         rest = &rest[9 + len..];
     }
     out
@@ -211,15 +211,7 @@ fn invalid_http2_frames_after_the_preface_get_goaway() {
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     stream.write_all(&bytes).unwrap();
     let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("the connection was not closed: {e}"),
-        }
-    }
+    read_to_end(&mut stream, &mut out);
     let frames = frames(&out);
     // GOAWAY is type 7; its error code (after the last stream id) is PROTOCOL_ERROR (1)
     // or FRAME_SIZE_ERROR (6).
@@ -406,6 +398,63 @@ fn slow_backend(delay: Duration) -> SlowBackend {
     }
 }
 
+/// An HTTP/2 connection past its preface: the server's SETTINGS have arrived (kept in the
+/// returned bytes).
+fn h2c_connection(port: u16) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 1024];
+    while frames(&bytes).is_empty() {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the proxy closed a fresh HTTP/2 connection");
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    (stream, bytes)
+}
+
+/// Reads an HTTP/2 connection until the proxy closes it, answering its PINGs as a real
+/// client does (a graceful shutdown waits for the answer before the last GOAWAY).
+fn h2_until_closed(stream: &mut TcpStream, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 4096];
+    let mut answered = 0;
+    loop {
+        let pings: Vec<Vec<u8>> = frames_with_flags(out)
+            .into_iter()
+            .filter(|(kind, flags, _)| *kind == 6 && flags & 1 == 0)
+            .map(|(_, _, payload)| payload)
+            .collect();
+        for payload in pings.iter().skip(answered) {
+            let mut ack = vec![0, 0, 8, 6, 1, 0, 0, 0, 0];
+            ack.extend_from_slice(payload);
+            let _ = stream.write_all(&ack);
+        }
+        answered = pings.len();
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the connection was not closed: {e}"),
+        }
+    }
+}
+
+/// Appends what `stream` sends until it closes (a reset counts as a close).
+fn read_to_end(stream: &mut TcpStream, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the connection was not closed: {e}"),
+        }
+    }
+}
+
 #[test]
 fn sigterm_drains_in_flight_requests_then_exits_zero() {
     let dir = TempDir::new("drain");
@@ -429,6 +478,8 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
     // An idle keep-alive connection, which the drain must close.
     let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
     idle.set_read_timeout(Some(DEADLINE)).unwrap();
+    // And an idle h2c connection, which must get GOAWAY.
+    let (mut h2, mut h2_bytes) = h2c_connection(port);
     let url = format!("http://127.0.0.1:{port}/slow");
     let in_flight = std::thread::spawn(move || curl(&[&url]));
     eventually("the slow request to reach the backend", DEADLINE, || {
@@ -455,13 +506,20 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
         matches!(idle.read(&mut buf), Ok(0) | Err(_)),
         "the idle connection was not closed"
     );
+    h2_until_closed(&mut h2, &mut h2_bytes);
+    let frames = frames(&h2_bytes);
+    assert!(
+        frames.iter().any(|(t, _)| *t == 7),
+        "no GOAWAY on the idle HTTP/2 connection: {frames:?}"
+    );
     let reply = in_flight.join().unwrap();
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.body, "slow\n");
     let code = gw.wait_exit(Duration::from_secs(5));
     assert_eq!(code, Some(0), "exit code");
     assert!(
-        term.elapsed() < Duration::from_secs(5),
+        // Drained once the slow request was answered: well before the 5s timeout.
+        term.elapsed() < Duration::from_secs(4),
         "exited {:?} after SIGTERM",
         term.elapsed()
     );
@@ -495,4 +553,15 @@ fn drain_timeout_bounds_the_wait_for_slow_requests() {
         in_flight.join().unwrap().is_none(),
         "the cut request succeeded"
     );
+}
+
+#[test]
+fn oversize_request_headers_over_h2c_get_431() {
+    let s = setup("oversize-h2", &[]);
+    let big = |kib: usize| format!("X-Big: {}", "a".repeat(kib * 1024));
+    let reply = s.gw.get("/", &["--http2-prior-knowledge", "-H", &big(61)]);
+    assert_eq!(reply.status, 431, "{reply:?}");
+    let reply = s.gw.get("/", &["--http2-prior-knowledge", "-H", &big(58)]);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.version, "HTTP/2");
 }

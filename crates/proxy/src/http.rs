@@ -152,17 +152,35 @@ pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
     }
 }
 
-/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one accepted connection; when the proxy
-/// drains, the connection finishes its requests and closes (HTTP/2 with GOAWAY).
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one accepted connection.
 pub async fn serve_connection(stream: TcpStream, downstream: Downstream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    let served = shared.clone();
+    serve_downstream(stream, downstream.peer, &served, move |req| {
+        let shared = shared.clone();
+        async move { handle(req, &downstream, &shared).await }
+    })
+    .await;
+}
+
+/// Serves HTTP/1.1 (with upgrades) or h2c on any downstream stream under the proxy's
+/// limits, each request answered by `handle` (which never fails: errors are the proxy's
+/// own responses). When the proxy drains, the connection finishes its requests and
+/// closes: HTTP/1.1 once idle, HTTP/2 with GOAWAY.
+pub async fn serve_downstream<I, F, Fut>(io: I, peer: SocketAddr, shared: &Shared, handle: F)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    // Held until the connection ends: the drain waits for every watcher to go.
     let mut drain = shared.drain.watcher();
     let builder = server_builder(&shared.limits);
     let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, &downstream, &shared).await) }
+        let fut = handle(req);
+        async move { Ok::<_, Infallible>(fut.await) }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,
@@ -172,7 +190,7 @@ pub async fn serve_connection(stream: TcpStream, downstream: Downstream, shared:
         }
     };
     if let Err(e) = ended {
-        tracing::debug!(peer = %downstream.peer, error = %e, "downstream connection ended with an error");
+        tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
     }
 }
 
