@@ -3,12 +3,12 @@
 //! upstream connection, and stream the answer back (WebSocket upgrades become a tunnel).
 
 mod pool;
+mod server;
 mod upgrade;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -18,8 +18,6 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::cluster::{Cluster, PickRequest, UpstreamProtocol};
 use crate::drain::Drain;
@@ -28,6 +26,8 @@ use crate::route::{CorsVerdict, RequestView, pick_virtual_host};
 use crate::stats::{ClusterStats, Stats};
 use crate::tables::{Action, Redirect, Route, Tables, WeightedCluster};
 use pool::{Pool, SendError};
+use server::header_bytes;
+pub use server::{ServerLimits, serve, serve_connection, serve_downstream, server_builder};
 use upgrade::Upgrade;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -57,60 +57,6 @@ impl Shared {
     }
 }
 
-/// What a downstream connection may send, against hostile or broken clients.
-#[derive(Debug, Clone, Copy)]
-pub struct ServerLimits {
-    /// The request headers' total size (Envoy's `max_request_headers_kb`, default 60):
-    /// larger HTTP/1.1 headers get 431.
-    pub max_request_headers_kb: u32,
-    /// The number of request headers (Envoy's `max_headers_count`, default 100).
-    pub max_headers: usize,
-    /// How long an HTTP/1.1 client may take to send a request's headers before the
-    /// connection is closed (slowloris). Envoy's `request_headers_timeout` is off by
-    /// default and leans on its 1h idle timeout; we close after 30s, hyper's default.
-    pub request_headers_timeout: Duration,
-}
-
-impl ServerLimits {
-    fn header_bytes(&self) -> u32 {
-        self.max_request_headers_kb.saturating_mul(1024)
-    }
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        Self {
-            max_request_headers_kb: 60,
-            max_headers: 100,
-            request_headers_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// The downstream connection builder with `limits` applied to HTTP/1.1 and HTTP/2.
-pub fn server_builder(
-    limits: &ServerLimits,
-) -> hyper_util::server::conn::auto::Builder<TokioExecutor> {
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let header_bytes = limits.header_bytes();
-    // The exact limit is checked per request (see `handle`); hyper's read buffer only
-    // bounds memory, with room for the request line and framing beyond the headers.
-    let buffer = usize::try_from(header_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(8192);
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.request_headers_timeout)
-        .max_buf_size(buffer)
-        .max_headers(limits.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(header_bytes);
-    builder
-}
-
 /// The connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct Downstream {
@@ -121,77 +67,6 @@ pub struct Downstream {
     /// Where a captured connection was going (`SO_ORIGINAL_DST`); `None` at a gateway,
     /// whose clients connect to it directly. PASSTHROUGH load balancing sends there.
     pub original_dst: Option<SocketAddr>,
-}
-
-/// Accepts connections on one listener until the proxy drains (the listener closes then)
-/// or the task is aborted.
-pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
-    let mut drain = shared.drain.watcher();
-    loop {
-        let accepted = tokio::select! {
-            _ = drain.signaled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(port, error = %e, "accept failed");
-                continue;
-            }
-        };
-        let Ok(local) = stream.local_addr() else {
-            continue;
-        };
-        let downstream = Downstream {
-            peer,
-            local,
-            port,
-            original_dst: None,
-        };
-        tokio::spawn(serve_connection(stream, downstream, shared.clone()));
-    }
-}
-
-/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one accepted connection.
-pub async fn serve_connection(stream: TcpStream, downstream: Downstream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let served = shared.clone();
-    serve_downstream(stream, downstream.peer, &served, move |req| {
-        let shared = shared.clone();
-        async move { handle(req, &downstream, &shared).await }
-    })
-    .await;
-}
-
-/// Serves HTTP/1.1 (with upgrades) or h2c on any downstream stream under the proxy's
-/// limits, each request answered by `handle` (which never fails: errors are the proxy's
-/// own responses). When the proxy drains, the connection finishes its requests and
-/// closes: HTTP/1.1 once idle, HTTP/2 with GOAWAY.
-pub async fn serve_downstream<I, F, Fut>(io: I, peer: SocketAddr, shared: &Shared, handle: F)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
-{
-    // Held until the connection ends: the drain waits for every watcher to go.
-    let mut drain = shared.drain.watcher();
-    let builder = server_builder(&shared.limits);
-    let service = hyper::service::service_fn(move |req| {
-        let fut = handle(req);
-        async move { Ok::<_, Infallible>(fut.await) }
-    });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    let ended = tokio::select! {
-        ended = conn.as_mut() => ended,
-        _ = drain.signaled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = ended {
-        tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
-    }
 }
 
 /// Serves one request: never fails; errors become the proxy's own responses.
@@ -206,19 +81,6 @@ pub async fn handle(req: Request<Incoming>, down: &Downstream, shared: &Shared) 
     };
     shared.stats.response_sent(resp.status());
     resp
-}
-
-/// The request headers' size as Envoy counts it against `max_request_headers_kb`: every
-/// name and value, the pseudo-headers (method, path, authority) included.
-fn header_bytes<B>(req: &Request<B>) -> usize {
-    let pseudo = req.method().as_str().len()
-        + req.uri().path_and_query().map_or(0, |p| p.as_str().len())
-        + req.uri().authority().map_or(0, |a| a.as_str().len());
-    req.headers()
-        .iter()
-        .map(|(n, v)| n.as_str().len() + v.len())
-        .sum::<usize>()
-        + pseudo
 }
 
 async fn route_and_forward_or_reply(
