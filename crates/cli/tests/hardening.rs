@@ -501,6 +501,8 @@ fn sigterm_drains_in_flight_requests_then_exits_zero() {
         draining.status, 503,
         "readiness while draining: {draining:?}"
     );
+    let admin = curl(&[&gw.admin_url("/ready")]);
+    assert_eq!((admin.status, admin.body.as_str()), (503, "DRAINING\n"));
     let mut buf = [0u8; 64];
     assert!(
         matches!(idle.read(&mut buf), Ok(0) | Err(_)),

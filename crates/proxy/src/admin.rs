@@ -120,6 +120,10 @@ fn set_log_level(req: &Request<Incoming>, logging: Option<&LogControl>) -> Respo
 fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<Body> {
     let tables = shared.tables.load();
     match (req.method(), req.uri().path()) {
+        // Envoy's server states: LIVE, or DRAINING (503) once shutdown began.
+        (&Method::GET, "/ready") if shared.drain.is_draining() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n".into())
+        }
         (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE\n".into()),
         (&Method::GET, "/stats") => text(StatusCode::OK, shared.stats.render()),
         (&Method::POST, "/logging") => set_log_level(req, admin.logging.as_ref()),
