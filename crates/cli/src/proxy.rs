@@ -9,7 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use weft_proxy::{OutboundPolicy, ProxyIdentity, ProxyMode, ProxyOptions, SidecarOptions};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, reload};
+use weft_proxy::{
+    LogControl, OutboundPolicy, ProxyIdentity, ProxyMode, ProxyOptions, ServerLimits,
+    SidecarOptions,
+};
 
 #[derive(Args)]
 pub struct ProxyArgs {
@@ -45,7 +51,24 @@ pub struct ProxyArgs {
     /// The admin API's address.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
-    /// Log level (error, warn, info, debug, trace) or a tracing filter.
+    /// Where readiness (`/healthz/ready`) is served: 200 once the config is loaded and
+    /// the listeners are up, 503 while draining.
+    #[arg(long, default_value = "0.0.0.0:15021")]
+    readiness: SocketAddr,
+    /// On SIGTERM, how long in-flight requests may take to finish before the proxy exits
+    /// (Istio's terminationDrainDuration).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+    /// How long an HTTP/1.1 client may take to send a request's headers before its
+    /// connection is closed.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    request_headers_timeout: Duration,
+    /// The largest request headers accepted, in KiB (Envoy's max_request_headers_kb):
+    /// larger ones get 431.
+    #[arg(long, default_value = "60", value_parser = clap::value_parser!(u32).range(1..=8192))]
+    max_request_headers_kb: u32,
+    /// Log level (error, warn, info, debug, trace) or a tracing filter; the admin API's
+    /// `POST /logging?level=` changes it while running.
     #[arg(long, env = "WEFT_LOG", default_value = "info")]
     log: String,
 }
@@ -81,12 +104,26 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+/// Logs to standard error through a filter that can be swapped while running; the
+/// returned control swaps it.
+fn init_logging(filter: &str) -> LogControl {
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(filter));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
+    LogControl::new(move |level| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    })
+}
+
+pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let logging = init_logging(&args.log);
     let (mode, default_namespace, default_labels) = match args.mode {
         Mode::Gateway => (
             ProxyMode::Gateway,
@@ -134,7 +171,15 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         },
         listen_address: args.listen_address,
         admin: args.admin,
+        readiness: args.readiness,
         poll: Duration::from_millis(500),
+        drain_timeout: args.drain_timeout,
+        limits: ServerLimits {
+            max_request_headers_kb: args.max_request_headers_kb,
+            request_headers_timeout: args.request_headers_timeout,
+            ..ServerLimits::default()
+        },
+        logging: Some(logging),
     };
     tracing::info!(?opts, "starting proxy");
     let runtime = tokio::runtime::Builder::new_multi_thread()

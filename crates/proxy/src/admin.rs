@@ -1,9 +1,12 @@
 //! The admin server (127.0.0.1:15000 by default, like Envoy's): the compiled tables as
-//! JSON, the clusters and listeners, readiness, and a way to stop the proxy.
+//! JSON, the clusters and listeners, counters, the log level, liveness, and a way to stop
+//! the proxy; and the readiness server (0.0.0.0:15021 by default, like Istio's
+//! `/healthz/ready`).
 
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -14,18 +17,27 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::http::{Body, Shared};
+use crate::run::LogControl;
 
-/// Serves the admin API until the task is aborted. `stop` is signalled by `/quitquitquit`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Sender<bool>) {
-    let stop = Arc::new(stop);
+/// What the admin API acts on besides the shared state.
+pub struct Admin {
+    /// Signalled by `/quitquitquit`.
+    pub stop: watch::Sender<bool>,
+    /// Changes the log level (`/logging?level=`), when the process gave a way to.
+    pub logging: Option<LogControl>,
+}
+
+/// Serves the admin API until the task is aborted.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, admin: Admin) {
+    let admin = Arc::new(admin);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (shared, stop) = (shared.clone(), stop.clone());
+        let (shared, admin) = (shared.clone(), admin.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let resp = answer(&req, &shared, &stop);
+                let resp = answer(&req, &shared, &admin);
                 async move { Ok::<_, Infallible>(resp) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -36,10 +48,85 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: watch::Send
     }
 }
 
-fn answer(req: &Request<Incoming>, shared: &Shared, stop: &watch::Sender<bool>) -> Response<Body> {
+/// Serves `/healthz/ready` until the task is aborted: 200 once `ready` is set (config
+/// loaded, listeners up), 503 before and while draining.
+pub async fn serve_readiness(listener: TcpListener, shared: Arc<Shared>, ready: Arc<AtomicBool>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (shared, ready) = (shared.clone(), ready.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let resp = readiness(&req, &shared, &ready);
+                async move { Ok::<_, Infallible>(resp) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn readiness(req: &Request<Incoming>, shared: &Shared, ready: &AtomicBool) -> Response<Body> {
+    if req.uri().path() != "/healthz/ready" {
+        return text(StatusCode::NOT_FOUND, "try /healthz/ready\n".into());
+    }
+    if shared.drain.is_draining() {
+        text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
+    } else if ready.load(Ordering::Acquire) {
+        text(StatusCode::OK, String::new())
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: listeners starting\n".into(),
+        )
+    }
+}
+
+/// `/logging?level=debug`: the level (or tracing filter) to log at from now on.
+fn set_log_level(req: &Request<Incoming>, logging: Option<&LogControl>) -> Response<Body> {
+    let Some(logging) = logging else {
+        return text(
+            StatusCode::NOT_IMPLEMENTED,
+            "this process cannot change its log level\n".into(),
+        );
+    };
+    let level = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("level="));
+    let Some(level) = level.filter(|l| !l.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "usage: POST /logging?level=debug\n".into(),
+        );
+    };
+    match logging.set(level) {
+        Ok(()) => {
+            tracing::info!(level, "log level changed");
+            text(StatusCode::OK, format!("log level: {level}\n"))
+        }
+        Err(e) => text(
+            StatusCode::BAD_REQUEST,
+            format!("invalid level {level:?}: {e}\n"),
+        ),
+    }
+}
+
+fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<Body> {
     let tables = shared.tables.load();
     match (req.method(), req.uri().path()) {
+        // Envoy's server states: LIVE, or DRAINING (503) once shutdown began.
+        (&Method::GET, "/ready") if shared.drain.is_draining() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n".into())
+        }
         (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE\n".into()),
+        (&Method::GET, "/stats") => text(StatusCode::OK, shared.stats.render()),
+        (&Method::POST, "/logging") => set_log_level(req, admin.logging.as_ref()),
         (&Method::GET, "/config_dump") => match serde_json::to_string_pretty(&**tables) {
             Ok(json) => text(StatusCode::OK, json),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the tables: {e}\n")),
@@ -58,10 +145,10 @@ fn answer(req: &Request<Incoming>, shared: &Shared, stop: &watch::Sender<bool>) 
             text(StatusCode::OK, out)
         }
         (&Method::POST, "/quitquitquit") => {
-            let _ = stop.send(true);
+            let _ = admin.stop.send(true);
             text(StatusCode::OK, "OK\n".into())
         }
-        _ => text(StatusCode::NOT_FOUND, "unknown admin path: try /config_dump, /clusters, /listeners, /ready, POST /quitquitquit\n".into()),
+        _ => text(StatusCode::NOT_FOUND, "unknown admin path: try /config_dump, /clusters, /listeners, /ready, /stats, POST /logging?level=, POST /quitquitquit\n".into()),
     }
 }
 

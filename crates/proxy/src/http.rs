@@ -3,9 +3,9 @@
 //! upstream connection, and stream the answer back (WebSocket upgrades become a tunnel).
 
 mod pool;
+mod server;
 mod upgrade;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,14 +18,16 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::cluster::{Cluster, PickRequest, UpstreamProtocol};
+use crate::drain::Drain;
 use crate::error::ProxyError;
 use crate::route::{CorsVerdict, RequestView, pick_virtual_host};
+use crate::stats::{ClusterStats, Stats};
 use crate::tables::{Action, Redirect, Route, Tables, WeightedCluster};
 use pool::{Pool, SendError};
+use server::header_bytes;
+pub use server::{ServerLimits, serve, serve_connection, serve_downstream, server_builder};
 use upgrade::Upgrade;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -34,13 +36,23 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 pub struct Shared {
     pub tables: ArcSwap<Tables>,
     pool: Pool,
+    pub stats: Stats,
+    pub drain: Drain,
+    pub limits: ServerLimits,
 }
 
 impl Shared {
     pub fn new(tables: Tables) -> Arc<Self> {
+        Self::with_limits(tables, ServerLimits::default())
+    }
+
+    pub fn with_limits(tables: Tables, limits: ServerLimits) -> Arc<Self> {
         Arc::new(Self {
             tables: ArcSwap::from_pointee(tables),
             pool: Pool::default(),
+            stats: Stats::default(),
+            drain: Drain::default(),
+            limits,
         })
     }
 }
@@ -57,47 +69,25 @@ pub struct Downstream {
     pub original_dst: Option<SocketAddr>,
 }
 
-/// Accepts connections on one listener until the task is aborted.
-pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(port, error = %e, "accept failed");
-                continue;
-            }
-        };
-        let Ok(local) = stream.local_addr() else {
-            continue;
-        };
-        let downstream = Downstream {
-            peer,
-            local,
-            port,
-            original_dst: None,
-        };
-        tokio::spawn(serve_connection(stream, downstream, shared.clone()));
-    }
-}
-
-/// Serves HTTP/1.1 (with upgrades) or HTTP/2 on one accepted connection.
-pub async fn serve_connection(stream: TcpStream, downstream: Downstream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, &downstream, &shared).await) }
-    });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(e) = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(peer = %downstream.peer, error = %e, "downstream connection ended with an error");
-    }
-}
-
 /// Serves one request: never fails; errors become the proxy's own responses.
 pub async fn handle(req: Request<Incoming>, down: &Downstream, shared: &Shared) -> Response<Body> {
+    shared.stats.request_started();
+    let too_large =
+        usize::try_from(shared.limits.header_bytes()).is_ok_and(|limit| header_bytes(&req) > limit);
+    let resp = if too_large {
+        local_reply(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "", None)
+    } else {
+        route_and_forward_or_reply(req, down, shared).await
+    };
+    shared.stats.response_sent(resp.status());
+    resp
+}
+
+async fn route_and_forward_or_reply(
+    req: Request<Incoming>,
+    down: &Downstream,
+    shared: &Shared,
+) -> Response<Body> {
     let tables = shared.tables.load_full();
     match route_and_forward(req, down, &tables, shared).await {
         Ok(resp) => resp,
@@ -270,6 +260,8 @@ async fn forward(
         })
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
     let address = pick.address().into_owned();
+    let cluster_stats = shared.stats.cluster(&cluster.name);
+    ClusterStats::bump(&cluster_stats.upstream_rq_total);
     // Upgrades need HTTP/1.1 end to end.
     let http2 = websocket.is_none() && upstream_http2(cluster, parts.version);
     let downstream_upgrade = websocket
@@ -292,6 +284,9 @@ async fn forward(
         .await;
     let set_cookie = pick.set_cookie.take();
     drop(pick);
+    if let Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) = &sent {
+        ClusterStats::bump(&cluster_stats.upstream_cx_connect_fail);
+    }
     let mut resp = sent.map_err(|e| send_error(e, &cluster.name, &address))?;
     finish_response(
         &mut resp,
@@ -365,6 +360,10 @@ fn prepare_upstream_request(
         .and_then(|r| r.authority.clone())
         .unwrap_or_else(|| routed.authority.to_string());
     prepare_request_headers(&mut parts.headers, &host, peer);
+    // The first try; retries will count up.
+    parts
+        .headers
+        .insert("x-envoy-attempt-count", HeaderValue::from_static("1"));
     route.request_headers.apply(&mut parts.headers);
     target.request_headers.apply(&mut parts.headers);
     if http2 {

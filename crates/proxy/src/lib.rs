@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod capture;
 pub mod cluster;
+pub mod drain;
 pub mod error;
 pub mod http;
 pub mod registry;
@@ -12,9 +13,11 @@ pub mod route;
 pub mod run;
 pub mod sidecar;
 pub mod sniff;
+pub mod stats;
 pub mod tables;
 pub mod tcp;
 
-pub use run::{ProxyMode, ProxyOptions, run};
+pub use http::ServerLimits;
+pub use run::{LogControl, ProxyMode, ProxyOptions, run};
 pub use sidecar::SidecarOptions;
 pub use tables::{OutboundPolicy, ProxyIdentity, Tables};

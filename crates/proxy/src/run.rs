@@ -1,11 +1,13 @@
 //! Running a proxy: load config from a directory (re-read when it changes), keep one
 //! listener task per port the tables name (gateway: HTTP or TCP/TLS) or the two capture
-//! listeners (sidecar), serve the admin API, stop on request.
+//! listeners (sidecar), serve the admin API and readiness, and on shutdown drain: stop
+//! accepting, let connections finish up to the drain timeout, exit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
@@ -13,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weft_api::{LoadOptions, Severity};
 
-use crate::http::Shared;
+use crate::http::{ServerLimits, Shared};
 use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
 use crate::tables::{ProxyIdentity, Tables};
 
@@ -37,18 +39,63 @@ pub struct ProxyOptions {
     /// The address gateway ports are opened on.
     pub listen_address: IpAddr,
     pub admin: SocketAddr,
+    /// Where `/healthz/ready` is served (Istio's 15021).
+    pub readiness: SocketAddr,
     /// How often the directory is checked for changes.
     pub poll: Duration,
+    /// How long connections may take to finish once the proxy drains (Istio's
+    /// `terminationDrainDuration`, 5s by default).
+    pub drain_timeout: Duration,
+    pub limits: ServerLimits,
+    /// Changes the log level at run time (the admin API's `/logging`).
+    pub logging: Option<LogControl>,
 }
 
-/// Runs until `shutdown` resolves or the admin API is asked to quit.
+/// Sets the process's log level or tracing filter; given by whoever set up logging, so
+/// the proxy does not depend on the subscriber.
+#[derive(Clone)]
+pub struct LogControl(Arc<SetLevel>);
+
+/// Sets a level or filter; the error says why it is not one.
+type SetLevel = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+impl LogControl {
+    pub fn new(set: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(set))
+    }
+
+    pub fn set(&self, level: &str) -> Result<(), String> {
+        (self.0)(level)
+    }
+}
+
+impl std::fmt::Debug for LogControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogControl")
+    }
+}
+
+/// Runs until `shutdown` resolves or the admin API is asked to quit, then drains.
 pub async fn run(
     opts: ProxyOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (tables, mut stamp) = load(&opts, 1);
-    let shared = Shared::new(tables);
+    let shared = Shared::with_limits(tables, opts.limits);
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let ready = Arc::new(AtomicBool::new(false));
+    let readiness = TcpListener::bind(opts.readiness).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot serve readiness on {}: {e}", opts.readiness),
+        )
+    })?;
+    tracing::info!(readiness = %readiness.local_addr()?, "readiness listening");
+    let readiness_task = tokio::spawn(crate::admin::serve_readiness(
+        readiness,
+        shared.clone(),
+        ready.clone(),
+    ));
     // Capture listeners first: once the admin API answers, the sidecar is serving.
     let capture_tasks = match &opts.mode {
         ProxyMode::Gateway => Vec::new(),
@@ -56,11 +103,19 @@ pub async fn run(
     };
     let admin = TcpListener::bind(opts.admin).await?;
     tracing::info!(admin = %admin.local_addr()?, "admin listening");
-    let admin_task = tokio::spawn(crate::admin::serve(admin, shared.clone(), stop_tx));
+    let admin_task = tokio::spawn(crate::admin::serve(
+        admin,
+        shared.clone(),
+        crate::admin::Admin {
+            stop: stop_tx,
+            logging: opts.logging.clone(),
+        },
+    ));
     let mut listeners = Listeners::new();
     if let ProxyMode::Gateway = opts.mode {
         reconcile(&opts, &shared, &mut listeners).await;
     }
+    ready.store(true, Ordering::Release);
     let mut version = 1;
     tokio::pin!(shutdown);
     loop {
@@ -81,6 +136,22 @@ pub async fn run(
             }
         }
     }
+    drain(&opts, &shared, listeners, capture_tasks).await;
+    admin_task.abort();
+    readiness_task.abort();
+    Ok(())
+}
+
+/// Stops accepting (every listener closes), asks every connection to finish, and waits
+/// up to the drain timeout for them. Readiness answers 503 from the first step.
+async fn drain(
+    opts: &ProxyOptions,
+    shared: &Shared,
+    listeners: Listeners,
+    capture_tasks: Vec<JoinHandle<()>>,
+) {
+    shared.drain.start();
+    // HTTP listeners stop on the signal; TCP and capture listeners are stopped here.
     for task in listeners
         .into_values()
         .map(|(_, task)| task)
@@ -88,8 +159,19 @@ pub async fn run(
     {
         task.abort();
     }
-    admin_task.abort();
-    Ok(())
+    tracing::info!(
+        connections = shared.drain.active(),
+        timeout = ?opts.drain_timeout,
+        "draining"
+    );
+    if shared.drain.wait_idle(opts.drain_timeout).await {
+        tracing::info!("drained");
+    } else {
+        tracing::warn!(
+            connections = shared.drain.active(),
+            "drain timeout passed: closing the connections left"
+        );
+    }
 }
 
 /// Binds the outbound and inbound capture listeners and starts serving them.

@@ -190,8 +190,19 @@ impl Gateway {
     /// and `port` accepts connections. Fails if the initial config had objects refused
     /// or left unserved: a test's fixture is wrong then, not the feature.
     pub fn start(dir: &TempDir, port: u16) -> Gateway {
+        Gateway::start_with(dir, port, &[])
+    }
+
+    /// [`Gateway::start`] with more `weft proxy` arguments. Readiness is served on a port
+    /// the OS picks unless `extra` names `--readiness`, so tests never fight over 15021.
+    pub fn start_with(dir: &TempDir, port: u16, extra: &[&str]) -> Gateway {
         let admin = free_port();
         let log = dir.log_path();
+        let readiness: &[&str] = if extra.contains(&"--readiness") {
+            &[]
+        } else {
+            &["--readiness", "127.0.0.1:0"]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .arg("proxy")
             .arg("--config-dir")
@@ -200,6 +211,8 @@ impl Gateway {
             .args(["--listen-address", "127.0.0.1"])
             .args(["--admin", &format!("127.0.0.1:{admin}")])
             .args(["--log", "info"])
+            .args(readiness)
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -248,6 +261,12 @@ impl Gateway {
             self.child.try_wait().expect("poll the proxy")
         })
         .code()
+    }
+
+    /// The proxy's process id (to signal it).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log_text(&self) -> String {
