@@ -129,7 +129,7 @@ impl Tables {
                     continue;
                 }
                 let mut routes = match virtual_service_for(&vses, &service.host) {
-                    Some(vs) => mesh_routes(vs, port.number, &mut clusters, &mut rejected),
+                    Some(vs) => mesh_routes(vs, port.number, me, &mut clusters, &mut rejected),
                     None => Vec::new(),
                 };
                 if routes.is_empty() {
@@ -207,6 +207,7 @@ fn virtual_service_for<'a>(
 fn mesh_routes(
     (o, vs): (&Object, &VirtualService),
     port: u16,
+    me: &ProxyIdentity,
     clusters: &mut Clusters<'_>,
     rejected: &mut Vec<String>,
 ) -> Vec<Route> {
@@ -214,6 +215,7 @@ fn mesh_routes(
         namespace: o.namespace(),
         gateway: None,
         listener_port: port,
+        me,
     };
     let mut routes = Vec::new();
     for (i, http) in vs.http.iter().enumerate() {
