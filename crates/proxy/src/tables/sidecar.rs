@@ -19,7 +19,9 @@ use weft_api::object::Object;
 
 use super::clusters::Clusters;
 use super::http_routes::{RouteContext, compile_route};
+use super::tcp::{L4Context, compile_tcp, compile_tls};
 use super::{Action, Listener, ProxyIdentity, Route, Tables, VirtualHost, WeightedCluster};
+use super::{L4Destination, L4Route, L4Routes};
 use crate::registry::{Protocol, Registry, Service, ServicePort};
 
 /// Istio's root namespace: a Sidecar there without a selector is the mesh-wide default.
@@ -81,6 +83,9 @@ pub struct SidecarTables {
     pub outbound: BTreeMap<SocketAddr, OutboundTarget>,
     /// Address ranges, checked (longest first) when no single address matches.
     pub outbound_ranges: Vec<OutboundRange>,
+    /// `host:port` of a service port -> the VirtualService `tcp` and `tls` routes for its
+    /// opaque TCP (declared, or sniffed as not HTTP). Absent: the default cluster.
+    pub l4: BTreeMap<String, L4Routes>,
     /// Endpoint address and port -> its declared protocol. The proxy does not need to
     /// know which endpoint is its own: only its own addresses are redirected to it.
     pub inbound: BTreeMap<SocketAddr, InboundPort>,
@@ -95,6 +100,11 @@ impl SidecarTables {
                 .find(|r| r.target.port == dst.port() && r.range.contains(&dst.ip()))
                 .map(|r| &r.target)
         })
+    }
+
+    /// The `tcp`/`tls` routes of a service port, when a VirtualService has some for it.
+    pub fn l4_routes(&self, target: &OutboundTarget) -> Option<&L4Routes> {
+        self.l4.get(&format!("{}:{}", target.service, target.port))
     }
 
     /// The declared protocol of the workload port an inbound connection is for.
@@ -125,6 +135,22 @@ impl Tables {
                 let cluster = default_cluster(&mut clusters, service, port);
                 add_outbound(&mut sidecar, service, port, &cluster);
                 add_inbound(&mut sidecar, service, port);
+                if port.detect || !port.protocol.is_http() {
+                    let vs = virtual_service_for(&vses, &service.host);
+                    let scope = L4Scope {
+                        port: port.number,
+                        me,
+                        registry: &registry,
+                        default_cluster: &cluster,
+                    };
+                    if let Some(l4) =
+                        vs.and_then(|vs| mesh_l4_routes(vs, &scope, &mut clusters, &mut rejected))
+                    {
+                        sidecar
+                            .l4
+                            .insert(format!("{}:{}", service.host, port.number), l4);
+                    }
+                }
                 if !(port.detect || port.protocol.is_http()) {
                     continue;
                 }
@@ -235,6 +261,60 @@ fn mesh_routes(
         }
     }
     routes
+}
+
+/// The service port whose `tcp` and `tls` routes are being compiled.
+struct L4Scope<'a> {
+    port: u16,
+    me: &'a ProxyIdentity,
+    registry: &'a Registry,
+    /// Where connections no route matches go: Istio ends a sidecar's TCP routes with the
+    /// service's own cluster.
+    default_cluster: &'a str,
+}
+
+/// A VirtualService's `tcp` and `tls` routes as they apply to a service port, ending in
+/// the default cluster; `None` when it has none that apply.
+fn mesh_l4_routes(
+    (o, vs): (&Object, &VirtualService),
+    scope: &L4Scope<'_>,
+    clusters: &mut Clusters<'_>,
+    rejected: &mut Vec<String>,
+) -> Option<L4Routes> {
+    let vs_name = format!("{}/{}", o.namespace(), o.name());
+    let ctx = L4Context {
+        namespace: o.namespace(),
+        vs_name: &vs_name,
+        vs_hosts: &vs.hosts,
+        gateway: None,
+        port: scope.port,
+        me: scope.me,
+        registry: scope.registry,
+    };
+    let mut errors = Vec::new();
+    let mut routes = L4Routes {
+        tcp: compile_tcp(&vs.tcp, &ctx, clusters, &mut errors),
+        tls: compile_tls(&vs.tls, &ctx, clusters, &mut errors),
+    };
+    for e in errors {
+        if !rejected.contains(&e) {
+            rejected.push(e);
+        }
+    }
+    if routes.tcp.is_empty() && routes.tls.is_empty() {
+        return None;
+    }
+    if !routes.tcp.iter().any(|r| r.matches.is_empty()) {
+        routes.tcp.push(L4Route {
+            name: "default".into(),
+            matches: Vec::new(),
+            destinations: vec![L4Destination {
+                cluster: scope.default_cluster.to_string(),
+                weight: 100,
+            }],
+        });
+    }
+    Some(routes)
 }
 
 /// The route of a service nobody wrote a VirtualService for: all its endpoints.
