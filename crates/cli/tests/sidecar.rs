@@ -577,3 +577,202 @@ fn tcp_route_splits_captured_connections_80_20() {
     // default cluster's even spread (about 250) or an all-v1 route (500) is far outside.
     assert!((355..=445).contains(&v1), "v1 got {v1} of {N}, v2 {v2}");
 }
+
+/// A real TLS server (`openssl s_server -WWW`) inside a pod on `0.0.0.0:8443`, with a
+/// throwaway certificate for `host`; `GET /who` answers its name. Killed, and its files
+/// removed, when dropped.
+struct PodTlsServer {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl PodTlsServer {
+    fn start(lab: &Lab, pod: &Pod, name: &str, host: &str) -> PodTlsServer {
+        let dir = lab.config_dir().with_file_name(format!("tls-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        support::tcp::openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "cert.pem",
+                "-subj",
+                &format!("/CN={host}"),
+                "-addext",
+                &format!("subjectAltName=DNS:{host}"),
+            ],
+        );
+        std::fs::write(dir.join("who"), format!("{name}\n")).unwrap();
+        let child = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &pod.ns, "openssl", "s_server", "-quiet", "-WWW",
+            ])
+            .args([
+                "-cert",
+                "cert.pem",
+                "-key",
+                "key.pem",
+                "-accept",
+                "0.0.0.0:8443",
+            ])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run openssl s_server ({e}): install the Debian package `openssl`")
+            });
+        let mut server = PodTlsServer { child, dir };
+        eventually(
+            &format!("openssl s_server in {}", pod.name),
+            DEADLINE,
+            || {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    panic!("openssl s_server exited early ({status})");
+                }
+                let (code, _) = lab.bash(pod, "exec 3<>/dev/tcp/127.0.0.1/8443");
+                (code == 0).then_some(())
+            },
+        );
+        server
+    }
+
+    fn cert(&self) -> String {
+        self.dir.join("cert.pem").display().to_string()
+    }
+}
+
+impl Drop for PodTlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `a.example.com` and `b.example.com` share an address and port 443 (TLS); a
+/// VirtualService sends each SNI to its own backend service, whose one endpoint is a pod
+/// serving its own certificate on 8443. The front service's own endpoint is `a`'s, so a
+/// sidecar that ignored the SNI would send `b` there.
+const TLS_BY_SNI: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: front
+spec:
+  hosts:
+  - a.example.com
+  - b.example.com
+  addresses:
+  - 10.250.2.1
+  location: MESH_EXTERNAL
+  ports:
+  - number: 443
+    name: tls
+    protocol: TLS
+    targetPort: 8443
+  resolution: STATIC
+  endpoints:
+  - address: 10.250.0.17
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: tls-backends
+spec:
+  hosts:
+  - tls-a.internal
+  location: MESH_EXTERNAL
+  ports:
+  - number: 8443
+    name: tls
+    protocol: TLS
+  resolution: STATIC
+  endpoints:
+  - address: 10.250.0.17
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: tls-b
+spec:
+  hosts:
+  - tls-b.internal
+  location: MESH_EXTERNAL
+  ports:
+  - number: 8443
+    name: tls
+    protocol: TLS
+  resolution: STATIC
+  endpoints:
+  - address: 10.250.0.18
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: front
+spec:
+  hosts:
+  - a.example.com
+  - b.example.com
+  tls:
+  - match:
+    - port: 443
+      sniHosts:
+      - a.example.com
+    route:
+    - destination:
+        host: tls-a.internal
+        port:
+          number: 8443
+  - match:
+    - port: 443
+      sniHosts:
+      - b.example.com
+    route:
+    - destination:
+        host: tls-b.internal
+        port:
+          number: 8443
+";
+
+#[test]
+fn tls_route_picks_the_backend_by_sni_through_capture() {
+    let mut lab = Lab::new();
+    lab.write_config("front.yaml", TLS_BY_SNI);
+    let client = lab.pod("sleep", 10);
+    let a = lab.pod("tls-a", 17);
+    let b = lab.pod("tls-b", 18);
+    let server_a = PodTlsServer::start(&lab, &a, "tls-a", "a.example.com");
+    let server_b = PodTlsServer::start(&lab, &b, "tls-b", "b.example.com");
+    lab.capture(&client);
+    lab.sidecar(&client, &["--labels", "app=sleep"]);
+    lab.hosts(
+        &client,
+        &[
+            ("a.example.com", "10.250.2.1".into()),
+            ("b.example.com", "10.250.2.1".into()),
+        ],
+    );
+
+    // The client's own TLS, end to end: each backend's certificate is the only one
+    // trusted for its name, so a connection routed to the other backend fails.
+    for (host, server, name) in [
+        ("a.example.com", &server_a, "tls-a"),
+        ("b.example.com", &server_b, "tls-b"),
+    ] {
+        let url = format!("https://{host}/who");
+        let reply = ok(lab.curl(&client, &["--cacert", &server.cert(), &url]));
+        assert_eq!(reply.body.trim(), name, "{url}: {reply:?}");
+    }
+}
