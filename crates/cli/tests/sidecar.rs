@@ -664,7 +664,7 @@ impl Drop for PodTlsServer {
 /// `a.example.com` and `b.example.com` share an address and port 443 (TLS); a
 /// VirtualService sends each SNI to its own backend service, whose one endpoint is a pod
 /// serving its own certificate on 8443. The front service's own endpoint is `a`'s, so a
-/// sidecar that ignored the SNI would send `b` there.
+/// sidecar that ignored the SNI would send `b` there. No route names `c.example.com`.
 const TLS_BY_SNI: &str = "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
@@ -673,6 +673,7 @@ spec:
   hosts:
   - a.example.com
   - b.example.com
+  - c.example.com
   addresses:
   - 10.250.2.1
   location: MESH_EXTERNAL
@@ -762,6 +763,7 @@ fn tls_route_picks_the_backend_by_sni_through_capture() {
         &[
             ("a.example.com", "10.250.2.1".into()),
             ("b.example.com", "10.250.2.1".into()),
+            ("c.example.com", "10.250.2.1".into()),
         ],
     );
 
@@ -775,4 +777,9 @@ fn tls_route_picks_the_backend_by_sni_through_capture() {
         let reply = ok(lab.curl(&client, &["--cacert", &server.cert(), &url]));
         assert_eq!(reply.body.trim(), name, "{url}: {reply:?}");
     }
+    // On a TLS port with TLS routes, an SNI none of them names matches no filter chain
+    // in Istio: the connection is closed (not sent to the service's own endpoint, which
+    // `-k` would accept).
+    let refused = lab.curl(&client, &["-k", "https://c.example.com/who"]);
+    assert!(refused.is_err(), "unmatched SNI was served: {refused:?}");
 }

@@ -139,6 +139,8 @@ impl Tables {
                     let vs = virtual_service_for(&vses, &service.host);
                     let scope = L4Scope {
                         port: port.number,
+                        tls: !port.detect
+                            && matches!(port.protocol, Protocol::Tls | Protocol::Https),
                         me,
                         registry: &registry,
                         default_cluster: &cluster,
@@ -266,6 +268,8 @@ fn mesh_routes(
 /// The service port whose `tcp` and `tls` routes are being compiled.
 struct L4Scope<'a> {
     port: u16,
+    /// A declared TLS or HTTPS port: `tls` routes apply there, `tcp` routes elsewhere.
+    tls: bool,
     me: &'a ProxyIdentity,
     registry: &'a Registry,
     /// Where connections no route matches go: Istio ends a sidecar's TCP routes with the
@@ -273,8 +277,10 @@ struct L4Scope<'a> {
     default_cluster: &'a str,
 }
 
-/// A VirtualService's `tcp` and `tls` routes as they apply to a service port, ending in
-/// the default cluster; `None` when it has none that apply.
+/// A VirtualService's `tcp` or `tls` routes as they apply to a service port, Istio's
+/// way: `tls` routes on TLS and HTTPS ports (an SNI none matches is refused), `tcp`
+/// routes on the others, ending in the service's default cluster unless one of them
+/// already catches everything. `None` when none apply (the default cluster then).
 fn mesh_l4_routes(
     (o, vs): (&Object, &VirtualService),
     scope: &L4Scope<'_>,
@@ -292,10 +298,12 @@ fn mesh_l4_routes(
         registry: scope.registry,
     };
     let mut errors = Vec::new();
-    let mut routes = L4Routes {
-        tcp: compile_tcp(&vs.tcp, &ctx, clusters, &mut errors),
-        tls: compile_tls(&vs.tls, &ctx, clusters, &mut errors),
-    };
+    let mut routes = L4Routes::default();
+    if scope.tls {
+        routes.tls = compile_tls(&vs.tls, &ctx, clusters, &mut errors);
+    } else {
+        routes.tcp = compile_tcp(&vs.tcp, &ctx, clusters, &mut errors);
+    }
     for e in errors {
         if !rejected.contains(&e) {
             rejected.push(e);
@@ -304,7 +312,13 @@ fn mesh_l4_routes(
     if routes.tcp.is_empty() && routes.tls.is_empty() {
         return None;
     }
-    if !routes.tcp.iter().any(|r| r.matches.is_empty()) {
+    let catch_all = |r: &L4Route| {
+        r.matches.is_empty()
+            || r.matches
+                .iter()
+                .any(|m| m.destination_subnets.is_empty() && m.source_subnet.is_none())
+    };
+    if !scope.tls && !routes.tcp.iter().any(catch_all) {
         routes.tcp.push(L4Route {
             name: "default".into(),
             matches: Vec::new(),
