@@ -448,7 +448,8 @@ spec:
 
 /// `tcp-echo` as Istio's TCP traffic-shifting task has it: a server-first TCP service on
 /// 9000 with a v1 and a v2 workload, and a VirtualService `tcp` route splitting its
-/// connections 80/20 between the two subsets.
+/// connections 80/20 between the two subsets; port 9001 declares no protocol (sidecars
+/// sniff it) and sends everything to v2.
 const TCP_ECHO: &str = "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
@@ -461,6 +462,8 @@ spec:
   - number: 9000
     name: tcp
     protocol: TCP
+  - number: 9001
+    name: echo
   resolution: STATIC
   workloadSelector:
     labels:
@@ -523,6 +526,14 @@ spec:
           number: 9000
         subset: v2
       weight: 20
+  - match:
+    - port: 9001
+    route:
+    - destination:
+        host: tcp-echo
+        port:
+          number: 9001
+        subset: v2
 ";
 
 #[test]
@@ -532,8 +543,8 @@ fn tcp_route_splits_captured_connections_80_20() {
     let client = lab.pod("sleep", 10);
     let v1 = lab.pod("tcp-echo-v1", 15);
     let v2 = lab.pod("tcp-echo-v2", 16);
-    lab.app(&v1, App::Greeter, "tcp-echo-v1", &[9000]);
-    lab.app(&v2, App::Greeter, "tcp-echo-v2", &[9000]);
+    lab.app(&v1, App::Greeter, "tcp-echo-v1", &[9000, 9001]);
+    lab.app(&v2, App::Greeter, "tcp-echo-v2", &[9000, 9001]);
     for (pod, labels) in [
         (&client, "app=sleep"),
         (&v1, "app=tcp-echo,version=v1"),
@@ -576,6 +587,25 @@ fn tcp_route_splits_captured_connections_80_20() {
     // 355..=445; a correct proxy fails it about once in 1.7 million runs, while the
     // default cluster's even spread (about 250) or an all-v1 route (500) is far outside.
     assert!((355..=445).contains(&v1), "v1 got {v1} of {N}, v2 {v2}");
+
+    // A port without a declared protocol: sniffed, found not to be HTTP (the client
+    // waits for the greeting), and routed by its own `tcp` route. The default cluster
+    // would answer from v1 about half the time: 20 greetings all from v2 by chance is
+    // a one-in-a-million event.
+    let (code, out) = lab.bash(
+        &client,
+        "for i in $(seq 20); do
+           exec 3<>/dev/tcp/tcp-echo/9001 || exit 100
+           read -r -t 5 line <&3 || exit 101
+           echo \"$line\"
+           exec 3<&-
+         done",
+    );
+    assert_eq!(code, 0, "connections failed: {out}");
+    assert!(
+        out.lines().count() == 20 && out.lines().all(|l| l == "HELLO tcp-echo-v2 9001"),
+        "{out}"
+    );
 }
 
 /// A real TLS server (`openssl s_server -WWW`) inside a pod on `0.0.0.0:8443`, with a
