@@ -120,7 +120,7 @@ impl RouteMatch {
             && self
                 .query_params
                 .iter()
-                .all(|(name, m)| query_param(req.path, name).is_some_and(|v| m.matches(&v, false)))
+                .all(|(name, m)| query_param(req.path, name).is_some_and(|v| m.matches(v, false)))
             && self.port.is_none_or(|p| p == req.listener_port)
     }
 }
@@ -144,38 +144,15 @@ fn without_header_hit(m: &StrMatcher, value: Option<String>) -> bool {
     }
 }
 
-/// The value of query parameter `name` in `path`, decoded as Envoy decodes it (`%XX`, and
-/// `+` as a space); a parameter without `=` has the empty value.
-fn query_param(path: &str, name: &str) -> Option<String> {
+/// The value of query parameter `name` in `path`, as Envoy's route matching reads it:
+/// undecoded (its `parseQueryString`, not the decoding variant), the first occurrence; a
+/// parameter without `=` has the empty value.
+fn query_param<'p>(path: &'p str, name: &str) -> Option<&'p str> {
     let query = path.split_once('?')?.1;
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
+        (k == name).then_some(v)
     })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let escaped = bytes
-            .get(i + 1..i + 3)
-            .filter(|_| b == b'%')
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (escaped, b) {
-            (Some(byte), _) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (None, b'+') => out.push(b' '),
-            (None, b) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Header edits: `set` replaces, `add` appends, `remove` deletes.

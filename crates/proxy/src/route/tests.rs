@@ -55,13 +55,11 @@ fn ports_are_stripped() {
 
 #[test]
 fn query_params() {
-    assert_eq!(query_param("/p?a=1&b=x+y", "b").as_deref(), Some("x y"));
+    // Undecoded, as Envoy's route matching compares them.
+    assert_eq!(query_param("/p?a=1&b=x+y%41", "b"), Some("x+y%41"));
     assert_eq!(query_param("/p?a=1", "c"), None);
-    assert_eq!(
-        query_param("/p?a%20b=%41%zz", "a b").as_deref(),
-        Some("A%zz")
-    );
-    assert_eq!(query_param("/p?flag&x=1", "flag").as_deref(), Some(""));
+    assert_eq!(query_param("/p?flag&x=1", "flag"), Some(""));
+    assert_eq!(query_param("/p?b=1&b=2", "b"), Some("1"));
 }
 
 #[test]
