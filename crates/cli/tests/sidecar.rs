@@ -449,7 +449,9 @@ spec:
 /// `tcp-echo` as Istio's TCP traffic-shifting task has it: a server-first TCP service on
 /// 9000 with a v1 and a v2 workload, and a VirtualService `tcp` route splitting its
 /// connections 80/20 between the two subsets; port 9001 declares no protocol (sidecars
-/// sniff it) and sends everything to v2.
+/// sniff it) and sends everything to v2. `legacy.internal` is v2's address on 9100
+/// without endpoints and a PASSTHROUGH load balancer: its `tcp` route goes where the
+/// client dialled.
 const TCP_ECHO: &str = "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata:
@@ -534,6 +536,44 @@ spec:
         port:
           number: 9001
         subset: v2
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: legacy
+spec:
+  hosts:
+  - legacy.internal
+  addresses:
+  - 10.250.0.16
+  location: MESH_INTERNAL
+  ports:
+  - number: 9100
+    name: tcp
+    protocol: TCP
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: legacy
+spec:
+  host: legacy.internal
+  trafficPolicy:
+    loadBalancer:
+      simple: PASSTHROUGH
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: legacy
+spec:
+  hosts:
+  - legacy.internal
+  tcp:
+  - route:
+    - destination:
+        host: legacy.internal
 ";
 
 #[test]
@@ -544,7 +584,7 @@ fn tcp_route_splits_captured_connections_80_20() {
     let v1 = lab.pod("tcp-echo-v1", 15);
     let v2 = lab.pod("tcp-echo-v2", 16);
     lab.app(&v1, App::Greeter, "tcp-echo-v1", &[9000, 9001]);
-    lab.app(&v2, App::Greeter, "tcp-echo-v2", &[9000, 9001]);
+    lab.app(&v2, App::Greeter, "tcp-echo-v2", &[9000, 9001, 9100]);
     for (pod, labels) in [
         (&client, "app=sleep"),
         (&v1, "app=tcp-echo,version=v1"),
@@ -605,6 +645,13 @@ fn tcp_route_splits_captured_connections_80_20() {
     assert!(
         out.lines().count() == 20 && out.lines().all(|l| l == "HELLO tcp-echo-v2 9001"),
         "{out}"
+    );
+
+    // A route to a passthrough cluster connects to the original destination.
+    let (code, out) = greet(&lab, &client, "10.250.0.16", 9100);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "HELLO tcp-echo-v2 9100\nECHO ping\n")
     );
 }
 

@@ -196,6 +196,7 @@ pub async fn tcp_to_service(
             stream,
             peer,
             destination: dst,
+            original_dst: Some(dst),
             prefix: prefix.to_vec(),
         };
         return crate::tcp::proxy(down, routes, tables).await.map(drop);
