@@ -1,7 +1,8 @@
 //! Sidecar mode: what the outbound (15001) and inbound (15006) capture listeners look up.
 //! Outbound, a connection's original destination names a service by its address and port;
 //! HTTP is then routed by Host through a route table per port, as Istio's `0.0.0.0_PORT`
-//! listeners do, with the VirtualServices bound to the mesh. Inbound, the destination
+//! listeners do, with the VirtualServices bound to the mesh; opaque TCP by the `tcp` or
+//! `tls` routes of that service port's VirtualService. Inbound, the destination
 //! port's declared protocol decides whether requests are parsed.
 
 use std::collections::BTreeMap;
@@ -136,21 +137,12 @@ impl Tables {
                 add_outbound(&mut sidecar, service, port, &cluster);
                 add_inbound(&mut sidecar, service, port);
                 if port.detect || !port.protocol.is_http() {
-                    let vs = virtual_service_for(&vses, &service.host);
-                    let scope = L4Scope {
-                        port: port.number,
-                        tls: !port.detect
-                            && matches!(port.protocol, Protocol::Tls | Protocol::Https),
-                        me,
-                        registry: &registry,
-                        default_cluster: &cluster,
-                    };
-                    if let Some(l4) =
-                        vs.and_then(|vs| mesh_l4_routes(vs, &scope, &mut clusters, &mut rejected))
+                    let scope = L4Scope::new(port, me, &registry, &cluster);
+                    if let Some(vs) = virtual_service_for(&vses, &service.host)
+                        && let Some(l4) = mesh_l4_routes(vs, &scope, &mut clusters, &mut rejected)
                     {
-                        sidecar
-                            .l4
-                            .insert(format!("{}:{}", service.host, port.number), l4);
+                        let key = format!("{}:{}", service.host, port.number);
+                        sidecar.l4.insert(key, l4);
                     }
                 }
                 if !(port.detect || port.protocol.is_http()) {
@@ -275,6 +267,23 @@ struct L4Scope<'a> {
     /// Where connections no route matches go: Istio ends a sidecar's TCP routes with the
     /// service's own cluster.
     default_cluster: &'a str,
+}
+
+impl<'a> L4Scope<'a> {
+    fn new(
+        port: &ServicePort,
+        me: &'a ProxyIdentity,
+        registry: &'a Registry,
+        default_cluster: &'a str,
+    ) -> Self {
+        L4Scope {
+            port: port.number,
+            tls: !port.detect && matches!(port.protocol, Protocol::Tls | Protocol::Https),
+            me,
+            registry,
+            default_cluster,
+        }
+    }
 }
 
 /// A VirtualService's `tcp` or `tls` routes as they apply to a service port, Istio's
