@@ -29,7 +29,8 @@ fn regex_text<S: serde::Serializer>(re: &Regex, s: S) -> Result<S::Ok, S::Error>
 
 impl StrMatcher {
     /// Compiles a match; `ignore_case` lower-cases exact and prefix values (Istio's
-    /// `ignoreUriCase`) and makes regexes case-insensitive.
+    /// `ignoreUriCase`). Regexes stay case-sensitive: Envoy ignores `case_sensitive` for
+    /// `safe_regex` paths. A regex of `*` (not RE2) means "present", as Istio translates it.
     pub fn compile(m: &StringMatch, ignore_case: bool) -> Result<StrMatcher, String> {
         let fold = |s: &str| {
             if ignore_case {
@@ -41,10 +42,10 @@ impl StrMatcher {
         Ok(match (&m.exact, &m.prefix, &m.regex) {
             (Some(e), _, _) => StrMatcher::Exact(fold(e)),
             (_, Some(p), _) => StrMatcher::Prefix(fold(p)),
+            (_, _, Some(r)) if r == "*" => StrMatcher::Present,
             (_, _, Some(r)) => {
-                let flags = if ignore_case { "(?i)" } else { "" };
-                let re = Regex::new(&format!("^{flags}(?:{r})$"))
-                    .map_err(|e| format!("regex {r:?}: {e}"))?;
+                let re =
+                    Regex::new(&format!("^(?:{r})$")).map_err(|e| format!("regex {r:?}: {e}"))?;
                 StrMatcher::Regex(re)
             }
             _ => StrMatcher::Present,
@@ -55,9 +56,9 @@ impl StrMatcher {
         match self {
             StrMatcher::Exact(e) if ignore_case => value.eq_ignore_ascii_case(e),
             StrMatcher::Exact(e) => value == e,
-            StrMatcher::Prefix(p) if ignore_case => {
-                value.len() >= p.len() && value[..p.len()].eq_ignore_ascii_case(p)
-            }
+            StrMatcher::Prefix(p) if ignore_case => value
+                .get(..p.len())
+                .is_some_and(|v| v.eq_ignore_ascii_case(p)),
             StrMatcher::Prefix(p) => value.starts_with(p.as_str()),
             StrMatcher::Regex(re) => re.is_match(value),
             StrMatcher::Present => true,
@@ -92,7 +93,7 @@ pub struct RequestView<'a> {
 impl RouteMatch {
     pub fn matches(&self, req: &RequestView<'_>) -> bool {
         let path_only = req.path.split('?').next().unwrap_or("");
-        let header = |name: &str| req.parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let header = |name: &str| header_value(&req.parts.headers, name);
         self.uri
             .as_ref()
             .is_none_or(|m| m.matches(path_only, self.ignore_uri_case))
@@ -111,25 +112,46 @@ impl RouteMatch {
             && self
                 .headers
                 .iter()
-                .all(|(name, m)| header(name).is_some_and(|v| m.matches(v, false)))
+                .all(|(name, m)| header(name).is_some_and(|v| m.matches(&v, false)))
             && self
                 .without_headers
                 .iter()
-                .all(|(name, m)| !header(name).is_some_and(|v| m.matches(v, false)))
+                .all(|(name, m)| !without_header_hit(m, header(name)))
             && self
                 .query_params
                 .iter()
-                .all(|(name, m)| query_param(req.path, name).is_some_and(|v| m.matches(&v, false)))
+                .all(|(name, m)| query_param(req.path, name).is_some_and(|v| m.matches(v, false)))
             && self.port.is_none_or(|p| p == req.listener_port)
     }
 }
 
-/// The value of query parameter `name` in `path` (undecoded but for '+').
-fn query_param(path: &str, name: &str) -> Option<String> {
+/// A header's values as Envoy matches them: all of them joined with `,`; `None` when absent
+/// or not text.
+fn header_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    let mut values = headers.get_all(name).iter().peekable();
+    values.peek()?;
+    let texts: Option<Vec<&str>> = values.map(|v| v.to_str().ok()).collect();
+    texts.map(|t| t.join(","))
+}
+
+/// Whether a `withoutHeaders` condition sees its header: Istio inverts the match and, but
+/// for presence matches, treats a missing header as empty (`treat_missing_header_as_empty`),
+/// so `exact: ""` also excludes requests without the header.
+fn without_header_hit(m: &StrMatcher, value: Option<String>) -> bool {
+    match (m, value) {
+        (StrMatcher::Present, v) => v.is_some(),
+        (m, v) => m.matches(v.as_deref().unwrap_or(""), false),
+    }
+}
+
+/// The value of query parameter `name` in `path`, as Envoy's route matching reads it:
+/// undecoded (its `parseQueryString`, not the decoding variant), the first occurrence; a
+/// parameter without `=` has the empty value.
+fn query_param<'p>(path: &'p str, name: &str) -> Option<&'p str> {
     let query = path.split_once('?')?.1;
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| v.replace('+', " "))
+        (k == name).then_some(v)
     })
 }
 

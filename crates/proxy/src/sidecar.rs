@@ -1,7 +1,8 @@
 //! Sidecar mode's data path. Outbound (15001): the original destination names a service
 //! by address and port; HTTP (declared, or sniffed) is routed by Host through that port's
-//! route table, opaque TCP goes to the service's default cluster, and destinations outside
-//! the registry pass through (ALLOW_ANY) or are refused (REGISTRY_ONLY). Inbound (15006):
+//! route table, opaque TCP by the port's VirtualService `tcp`/`tls` routes (else to the
+//! service's default cluster), and destinations outside the registry pass through
+//! (ALLOW_ANY) or are refused (REGISTRY_ONLY). Inbound (15006):
 //! the connection is delivered to the application on 127.0.0.1 at the port the client
 //! dialled (Istio's `inbound|PORT||` cluster), request by request when the port is HTTP.
 
@@ -179,8 +180,9 @@ async fn outbound(
     }
 }
 
-/// Opaque TCP to a known service: an endpoint of its default cluster, bytes copied both
-/// ways. VirtualService `tcp` routes replace the choice of cluster here.
+/// Opaque TCP to a known service: by the VirtualService `tcp` and `tls` routes of its
+/// port when it has some (the TCP proxy reads the whole ClientHello for the SNI, beyond
+/// the sniffed bytes), else to an endpoint of its default cluster; bytes copied both ways.
 pub async fn tcp_to_service(
     down: Prefixed<TcpStream>,
     peer: SocketAddr,
@@ -188,6 +190,17 @@ pub async fn tcp_to_service(
     target: &OutboundTarget,
     tables: &Tables,
 ) -> Result<(), ProxyError> {
+    if let Some(routes) = tables.sidecar.as_ref().and_then(|s| s.l4_routes(target)) {
+        let (prefix, stream) = down.into_parts();
+        let down = crate::tcp::Downstream {
+            stream,
+            peer,
+            destination: dst,
+            original_dst: Some(dst),
+            prefix: prefix.to_vec(),
+        };
+        return crate::tcp::proxy(down, routes, tables).await.map(drop);
+    }
     let cluster = tables
         .clusters
         .get(&target.cluster)

@@ -122,6 +122,12 @@ impl<S> Prefixed<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    /// The bytes not yet yielded and the stream, for a reader that wants more than the
+    /// sniffed prefix before it decides (the TCP proxy reading a whole ClientHello).
+    pub fn into_parts(self) -> (BytesMut, S) {
+        (self.prefix, self.inner)
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {

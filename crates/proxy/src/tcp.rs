@@ -34,6 +34,9 @@ pub struct Downstream {
     /// Where the client meant to go (`destinationSubnets` match it): the listener's
     /// address on a gateway, the original destination of a captured connection.
     pub destination: SocketAddr,
+    /// A captured connection's original destination (sidecars), where passthrough
+    /// clusters (`resolution: NONE`, Envoy's ORIGINAL_DST) connect; `None` on gateways.
+    pub original_dst: Option<SocketAddr>,
     /// Bytes already read from `stream` (by a protocol sniffer): they are routed on (a
     /// ClientHello's start) and sent upstream first.
     pub prefix: Vec<u8>,
@@ -81,6 +84,7 @@ pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
                 stream,
                 peer,
                 destination,
+                original_dst: None,
                 prefix: Vec::new(),
             };
             let _ = proxy(down, &listener.l4, &tables).await;
@@ -192,7 +196,7 @@ async fn forward(
         .get(&target.cluster)
         .ok_or_else(|| ProxyError::NoCluster(format!("cluster {} is not known", target.cluster)))?;
     let pick = cluster
-        .pick_connection(down.peer, down.destination, None)
+        .pick_connection(down.peer, down.destination, down.original_dst)
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
     let address = pick.address().into_owned();
     let address = address.as_str();

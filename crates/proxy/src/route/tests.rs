@@ -55,8 +55,33 @@ fn ports_are_stripped() {
 
 #[test]
 fn query_params() {
-    assert_eq!(query_param("/p?a=1&b=x+y", "b").as_deref(), Some("x y"));
+    // Undecoded, as Envoy's route matching compares them.
+    assert_eq!(query_param("/p?a=1&b=x+y%41", "b"), Some("x+y%41"));
     assert_eq!(query_param("/p?a=1", "c"), None);
+    assert_eq!(query_param("/p?flag&x=1", "flag"), Some(""));
+    assert_eq!(query_param("/p?b=1&b=2", "b"), Some("1"));
+}
+
+#[test]
+fn istio_quirks() {
+    let star = StrMatcher::compile(&sm(None, None, Some("*")), false).unwrap();
+    assert!(
+        matches!(star, StrMatcher::Present),
+        "regex `*` is a presence match"
+    );
+    let re = StrMatcher::compile(&sm(None, None, Some("/api/.*")), true).unwrap();
+    assert!(re.matches("/api/x", true) && !re.matches("/API/x", true));
+    let exact_empty = StrMatcher::compile(&sm(Some(""), None, None), false).unwrap();
+    assert!(
+        without_header_hit(&exact_empty, None),
+        "missing counts as empty"
+    );
+    assert!(!without_header_hit(&StrMatcher::Present, None));
+    let mut h = http::HeaderMap::new();
+    h.append("x", http::HeaderValue::from_static("a"));
+    h.append("x", http::HeaderValue::from_static("b"));
+    assert_eq!(header_value(&h, "x").as_deref(), Some("a,b"));
+    assert_eq!(header_value(&h, "y"), None);
 }
 
 mod cors {

@@ -205,6 +205,7 @@ fn add_http_routes(
         namespace: bound.vo.namespace(),
         gateway: Some(bound.gateway),
         listener_port: bound.port,
+        me: build.me,
     };
     let mut routes = Vec::new();
     for (i, http) in bound.vs.http.iter().enumerate() {

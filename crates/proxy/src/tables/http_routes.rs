@@ -9,6 +9,7 @@ use weft_api::networking::virtual_service::{
     HeaderOperations, Headers, HttpMatchRequest, HttpRoute,
 };
 
+use super::ProxyIdentity;
 use super::clusters::Clusters;
 use super::{Action, Redirect, Rewrite, Route, WeightedCluster};
 use crate::route::{Cors, HeaderOps, RouteMatch, StrMatcher};
@@ -20,6 +21,9 @@ pub(super) struct RouteContext<'a> {
     /// `namespace/name` of the Gateway, `None` for sidecars (the `mesh` gateway).
     pub gateway: Option<&'a str>,
     pub listener_port: u16,
+    /// The proxy itself: `sourceLabels` and `sourceNamespace` name the client workload,
+    /// which for a proxy's outbound routes is its own.
+    pub me: &'a ProxyIdentity,
 }
 
 /// Compiles one VirtualService HTTP route; `None` when none of its match blocks apply to
@@ -141,7 +145,8 @@ fn compile_match(
     }))
 }
 
-/// Whether a match block can apply to this proxy: the gateways and port it names.
+/// Whether a match block can apply to this proxy: the gateways, port, source labels and
+/// source namespace it names (Istio decides these when it builds the proxy's config).
 fn applies_here(m: &HttpMatchRequest, ctx: &RouteContext<'_>) -> bool {
     if !m.gateways.is_empty() {
         let here = ctx.gateway.unwrap_or("mesh");
@@ -154,6 +159,10 @@ fn applies_here(m: &HttpMatchRequest, ctx: &RouteContext<'_>) -> bool {
     }
     m.port
         .is_none_or(|port| u16::try_from(port).ok() == Some(ctx.listener_port))
+        && m.source_labels
+            .iter()
+            .all(|(k, v)| ctx.me.labels.get(k) == Some(v))
+        && (m.source_namespace.is_empty() || m.source_namespace == ctx.me.namespace)
 }
 
 fn header_ops(headers: Option<&Headers>) -> (HeaderOps, HeaderOps) {

@@ -1,7 +1,8 @@
 //! Sidecar mode: what the outbound (15001) and inbound (15006) capture listeners look up.
 //! Outbound, a connection's original destination names a service by its address and port;
 //! HTTP is then routed by Host through a route table per port, as Istio's `0.0.0.0_PORT`
-//! listeners do, with the VirtualServices bound to the mesh. Inbound, the destination
+//! listeners do, with the VirtualServices bound to the mesh; opaque TCP by the `tcp` or
+//! `tls` routes of that service port's VirtualService. Inbound, the destination
 //! port's declared protocol decides whether requests are parsed.
 
 use std::collections::BTreeMap;
@@ -19,7 +20,9 @@ use weft_api::object::Object;
 
 use super::clusters::Clusters;
 use super::http_routes::{RouteContext, compile_route};
+use super::tcp::{L4Context, compile_tcp, compile_tls};
 use super::{Action, Listener, ProxyIdentity, Route, Tables, VirtualHost, WeightedCluster};
+use super::{L4Destination, L4Route, L4Routes};
 use crate::registry::{Protocol, Registry, Service, ServicePort};
 
 /// Istio's root namespace: a Sidecar there without a selector is the mesh-wide default.
@@ -81,6 +84,9 @@ pub struct SidecarTables {
     pub outbound: BTreeMap<SocketAddr, OutboundTarget>,
     /// Address ranges, checked (longest first) when no single address matches.
     pub outbound_ranges: Vec<OutboundRange>,
+    /// `host:port` of a service port -> the VirtualService `tcp` and `tls` routes for its
+    /// opaque TCP (declared, or sniffed as not HTTP). Absent: the default cluster.
+    pub l4: BTreeMap<String, L4Routes>,
     /// Endpoint address and port -> its declared protocol. The proxy does not need to
     /// know which endpoint is its own: only its own addresses are redirected to it.
     pub inbound: BTreeMap<SocketAddr, InboundPort>,
@@ -95,6 +101,11 @@ impl SidecarTables {
                 .find(|r| r.target.port == dst.port() && r.range.contains(&dst.ip()))
                 .map(|r| &r.target)
         })
+    }
+
+    /// The `tcp`/`tls` routes of a service port, when a VirtualService has some for it.
+    pub fn l4_routes(&self, target: &OutboundTarget) -> Option<&L4Routes> {
+        self.l4.get(&format!("{}:{}", target.service, target.port))
     }
 
     /// The declared protocol of the workload port an inbound connection is for.
@@ -125,11 +136,20 @@ impl Tables {
                 let cluster = default_cluster(&mut clusters, service, port);
                 add_outbound(&mut sidecar, service, port, &cluster);
                 add_inbound(&mut sidecar, service, port);
+                if port.detect || !port.protocol.is_http() {
+                    let scope = L4Scope::new(port, me, &registry, &cluster);
+                    if let Some(vs) = virtual_service_for(&vses, &service.host)
+                        && let Some(l4) = mesh_l4_routes(vs, &scope, &mut clusters, &mut rejected)
+                    {
+                        let key = format!("{}:{}", service.host, port.number);
+                        sidecar.l4.insert(key, l4);
+                    }
+                }
                 if !(port.detect || port.protocol.is_http()) {
                     continue;
                 }
                 let mut routes = match virtual_service_for(&vses, &service.host) {
-                    Some(vs) => mesh_routes(vs, port.number, &mut clusters, &mut rejected),
+                    Some(vs) => mesh_routes(vs, port.number, me, &mut clusters, &mut rejected),
                     None => Vec::new(),
                 };
                 if routes.is_empty() {
@@ -207,6 +227,7 @@ fn virtual_service_for<'a>(
 fn mesh_routes(
     (o, vs): (&Object, &VirtualService),
     port: u16,
+    me: &ProxyIdentity,
     clusters: &mut Clusters<'_>,
     rejected: &mut Vec<String>,
 ) -> Vec<Route> {
@@ -214,6 +235,7 @@ fn mesh_routes(
         namespace: o.namespace(),
         gateway: None,
         listener_port: port,
+        me,
     };
     let mut routes = Vec::new();
     for (i, http) in vs.http.iter().enumerate() {
@@ -233,6 +255,89 @@ fn mesh_routes(
         }
     }
     routes
+}
+
+/// The service port whose `tcp` and `tls` routes are being compiled.
+struct L4Scope<'a> {
+    port: u16,
+    /// A declared TLS or HTTPS port: `tls` routes apply there, `tcp` routes elsewhere.
+    tls: bool,
+    me: &'a ProxyIdentity,
+    registry: &'a Registry,
+    /// Where connections no route matches go: Istio ends a sidecar's TCP routes with the
+    /// service's own cluster.
+    default_cluster: &'a str,
+}
+
+impl<'a> L4Scope<'a> {
+    fn new(
+        port: &ServicePort,
+        me: &'a ProxyIdentity,
+        registry: &'a Registry,
+        default_cluster: &'a str,
+    ) -> Self {
+        L4Scope {
+            port: port.number,
+            tls: !port.detect && matches!(port.protocol, Protocol::Tls | Protocol::Https),
+            me,
+            registry,
+            default_cluster,
+        }
+    }
+}
+
+/// A VirtualService's `tcp` or `tls` routes as they apply to a service port, Istio's
+/// way: `tls` routes on TLS and HTTPS ports (an SNI none matches is refused), `tcp`
+/// routes on the others, ending in the service's default cluster unless one of them
+/// already catches everything. `None` when none apply (the default cluster then).
+fn mesh_l4_routes(
+    (o, vs): (&Object, &VirtualService),
+    scope: &L4Scope<'_>,
+    clusters: &mut Clusters<'_>,
+    rejected: &mut Vec<String>,
+) -> Option<L4Routes> {
+    let vs_name = format!("{}/{}", o.namespace(), o.name());
+    let ctx = L4Context {
+        namespace: o.namespace(),
+        vs_name: &vs_name,
+        vs_hosts: &vs.hosts,
+        gateway: None,
+        port: scope.port,
+        me: scope.me,
+        registry: scope.registry,
+    };
+    let mut errors = Vec::new();
+    let mut routes = L4Routes::default();
+    if scope.tls {
+        routes.tls = compile_tls(&vs.tls, &ctx, clusters, &mut errors);
+    } else {
+        routes.tcp = compile_tcp(&vs.tcp, &ctx, clusters, &mut errors);
+    }
+    for e in errors {
+        if !rejected.contains(&e) {
+            rejected.push(e);
+        }
+    }
+    if routes.tcp.is_empty() && routes.tls.is_empty() {
+        return None;
+    }
+    let catch_all = |r: &L4Route| {
+        r.matches.is_empty()
+            || r.matches
+                .iter()
+                .any(|m| m.destination_subnets.is_empty() && m.source_subnet.is_none())
+    };
+    if !scope.tls && !routes.tcp.iter().any(catch_all) {
+        routes.tcp.push(L4Route {
+            name: "default".into(),
+            matches: Vec::new(),
+            destinations: vec![L4Destination {
+                cluster: scope.default_cluster.to_string(),
+                weight: 100,
+            }],
+        });
+    }
+    Some(routes)
 }
 
 /// The route of a service nobody wrote a VirtualService for: all its endpoints.

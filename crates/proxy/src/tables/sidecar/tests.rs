@@ -295,3 +295,86 @@ spec:
         OutboundPolicy::RegistryOnly
     );
 }
+
+#[test]
+fn tcp_routes_on_tcp_ports_and_tls_routes_on_tls_ports_as_istio_builds_them() {
+    let yaml = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: db
+  namespace: default
+spec:
+  hosts:
+  - db.example.com
+  addresses:
+  - 10.9.0.1
+  ports:
+  - number: 5432
+    name: tcp
+    protocol: TCP
+  - number: 443
+    name: tls
+    protocol: TLS
+  resolution: STATIC
+  endpoints:
+  - address: 10.0.0.9
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: db
+  namespace: default
+spec:
+  hosts:
+  - db.example.com
+  tcp:
+  - match:
+    - destinationSubnets: [10.9.0.0/16]
+      sourceLabels:
+        app: sleep
+    route:
+    - destination:
+        host: db.example.com
+        port:
+          number: 5432
+  - match:
+    - sourceLabels:
+        app: other
+    route:
+    - destination:
+        host: other.example.com
+  tls:
+  - match:
+    - sniHosts: [db.example.com]
+    route:
+    - destination:
+        host: db.example.com
+        port:
+          number: 443
+";
+    let t = sidecar_tables(yaml, &me("default", &[("app", "sleep")]));
+    let side = t.sidecar.as_ref().unwrap();
+    let tcp = side.l4.get("db.example.com:5432").unwrap();
+    assert!(tcp.tls.is_empty(), "tls routes do not apply on a TCP port");
+    let names: Vec<&str> = tcp.tcp.iter().map(|r| r.name.as_str()).collect();
+    // The sourceLabels of the second route name another workload; the first has only a
+    // subnet match, so the service's own cluster ends the list.
+    assert_eq!(names, ["default/db tcp[0]", "default"]);
+    assert_eq!(
+        tcp.tcp[1].destinations[0].cluster,
+        "outbound|5432||db.example.com"
+    );
+    let tls = side.l4.get("db.example.com:443").unwrap();
+    assert!(
+        tls.tcp.is_empty(),
+        "tcp routes do not apply on a TLS port, nor a default"
+    );
+    assert_eq!(tls.tls.len(), 1);
+
+    let other = sidecar_tables(yaml, &me("default", &[("app", "web")]));
+    let side = other.sidecar.as_ref().unwrap();
+    assert!(
+        !side.l4.contains_key("db.example.com:5432"),
+        "no tcp route applies to this workload: the default cluster"
+    );
+}
