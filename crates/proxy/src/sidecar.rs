@@ -6,8 +6,6 @@
 //! the connection is delivered to the application on 127.0.0.1 at the port the client
 //! dialled (Istio's `inbound|PORT||` cluster), request by request when the port is HTTP.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::capture;
@@ -160,7 +158,7 @@ async fn outbound(
         // Each request routes on the tables current when it arrives, not these.
         drop(tables);
         let sc = sidecar.clone();
-        serve_http(stream, peer, move |req| {
+        crate::http::serve_downstream(stream, peer, &sidecar.shared, move |req| {
             let sc = sc.clone();
             async move { outbound_request(req, peer, dst, &sc).await }
         })
@@ -265,26 +263,6 @@ async fn detect(
     }
 }
 
-/// Serves HTTP/1.1 or h2c on one downstream connection, each request answered by
-/// `handle` (which never fails: errors are the proxy's own responses).
-async fn serve_http<F, Fut>(stream: Prefixed<TcpStream>, peer: SocketAddr, handle: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |req| {
-        let fut = handle(req);
-        async move { Ok::<_, Infallible>(fut.await) }
-    });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    if let Err(e) = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!(%peer, error = %e, "downstream connection ended with an error");
-    }
-}
-
 /// One outbound HTTP request: a host the port's route table knows is routed like any
 /// other (VirtualService routes, clusters); any other host is passed through to the
 /// original destination or refused, by the outbound policy.
@@ -358,7 +336,7 @@ async fn inbound(stream: TcpStream, peer: SocketAddr, dst: SocketAddr, sidecar: 
         return;
     }
     let sc = sidecar.clone();
-    serve_http(stream, peer, move |req| {
+    crate::http::serve_downstream(stream, peer, &sidecar.shared, move |req| {
         let (sc, cluster) = (sc.clone(), cluster.clone());
         async move {
             let authority = authority_of(&req).to_string();
