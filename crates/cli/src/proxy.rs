@@ -160,9 +160,9 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         "config directory {} does not exist",
         args.config_dir.display()
     );
+    let source = weft_proxy::DirectorySource::new(args.config_dir, Duration::from_millis(500));
     let opts = ProxyOptions {
         mode,
-        config_dir: args.config_dir,
         identity: ProxyIdentity {
             namespace: args
                 .namespace
@@ -172,7 +172,6 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         listen_address: args.listen_address,
         admin: args.admin,
         readiness: args.readiness,
-        poll: Duration::from_millis(500),
         drain_timeout: args.drain_timeout,
         limits: ServerLimits {
             max_request_headers_kb: args.max_request_headers_kb,
@@ -187,7 +186,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     runtime
-        .block_on(weft_proxy::run(opts, shutdown_signal()))
+        .block_on(weft_proxy::run(opts, source, shutdown_signal()))
         .context("running the proxy")?;
     Ok(ExitCode::SUCCESS)
 }

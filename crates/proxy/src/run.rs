@@ -1,22 +1,22 @@
-//! Running a proxy: load config from a directory (re-read when it changes), keep one
+//! Running a proxy: compile each version of the config its source gives, keep one
 //! listener task per port the tables name (gateway: HTTP or TCP/TLS) or the two capture
 //! listeners (sidecar), serve the admin API and readiness, and on shutdown drain: stop
 //! accepting, let connections finish up to the drain timeout, exit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weft_api::{LoadOptions, Severity};
+use weft_api::object::Object;
 
 use crate::http::{ServerLimits, Shared};
 use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
+use crate::source::ConfigSource;
 use crate::tables::{ProxyIdentity, Tables};
 
 /// What the proxy is.
@@ -32,17 +32,12 @@ pub enum ProxyMode {
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
     pub mode: ProxyMode,
-    /// A directory of YAML (Gateway, VirtualService, DestinationRule, ServiceEntry,
-    /// WorkloadEntry) the proxy serves, re-read when a file changes.
-    pub config_dir: PathBuf,
     pub identity: ProxyIdentity,
     /// The address gateway ports are opened on.
     pub listen_address: IpAddr,
     pub admin: SocketAddr,
     /// Where `/healthz/ready` is served (Istio's 15021).
     pub readiness: SocketAddr,
-    /// How often the directory is checked for changes.
-    pub poll: Duration,
     /// How long connections may take to finish once the proxy drains (Istio's
     /// `terminationDrainDuration`, 5s by default).
     pub drain_timeout: Duration,
@@ -78,9 +73,11 @@ impl std::fmt::Debug for LogControl {
 /// Runs until `shutdown` resolves or the admin API is asked to quit, then drains.
 pub async fn run(
     opts: ProxyOptions,
+    mut source: impl ConfigSource,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let (tables, mut stamp) = load(&opts, 1);
+    let objects = source.next().await.unwrap_or_default();
+    let tables = compile(&opts, &objects, 1);
     let shared = Shared::with_limits(tables, opts.limits);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
@@ -122,16 +119,13 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = stop_rx.changed() => break,
-            _ = tokio::time::sleep(opts.poll) => {
-                let now = fingerprint(&opts.config_dir);
-                if now != stamp {
-                    version += 1;
-                    let (tables, new_stamp) = load(&opts, version);
-                    stamp = new_stamp;
-                    shared.tables.store(Arc::new(tables));
-                    if let ProxyMode::Gateway = opts.mode {
-                        reconcile(&opts, &shared, &mut listeners).await;
-                    }
+            next = source.next() => {
+                // A source that has ended leaves the proxy serving its last good config.
+                let Some(objects) = next else { continue };
+                version += 1;
+                shared.tables.store(Arc::new(compile(&opts, &objects, version)));
+                if let ProxyMode::Gateway = opts.mode {
+                    reconcile(&opts, &shared, &mut listeners).await;
                 }
             }
         }
@@ -260,46 +254,13 @@ async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Li
     }
 }
 
-type Stamp = BTreeMap<PathBuf, (SystemTime, u64)>;
-
-/// File names, modification times and sizes: a change in any means a reload.
-fn fingerprint(dir: &std::path::Path) -> Stamp {
-    let mut out = Stamp::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            match entry.metadata() {
-                Ok(m) if m.is_dir() => dirs.push(path),
-                Ok(m) => {
-                    out.insert(
-                        path,
-                        (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()),
-                    );
-                }
-                Err(_) => {}
-            }
-        }
-    }
-    out
-}
-
-/// Loads and compiles the directory; refused objects are logged and left out, the rest
-/// is served.
-fn load(opts: &ProxyOptions, version: u64) -> (Tables, Stamp) {
-    let stamp = fingerprint(&opts.config_dir);
-    let loaded = weft_api::load_paths(&[&opts.config_dir], &LoadOptions::default());
-    for report in loaded
-        .reports
-        .iter()
-        .filter(|r| r.severity() == Severity::Error)
-    {
-        tracing::warn!(%report, "config refused");
-    }
+/// Compiles one version of the config; what cannot be served is logged and left out,
+/// the rest is served.
+fn compile(opts: &ProxyOptions, objects: &[Object], version: u64) -> Tables {
     let tables = match &opts.mode {
-        ProxyMode::Gateway => Tables::for_gateway(&loaded.objects, &opts.identity, version),
+        ProxyMode::Gateway => Tables::for_gateway(objects, &opts.identity, version),
         ProxyMode::Sidecar(s) => {
-            Tables::for_sidecar(&loaded.objects, &opts.identity, s.outbound_policy, version)
+            Tables::for_sidecar(objects, &opts.identity, s.outbound_policy, version)
         }
     };
     for reason in &tables.rejected {
@@ -307,10 +268,10 @@ fn load(opts: &ProxyOptions, version: u64) -> (Tables, Stamp) {
     }
     tracing::info!(
         version,
-        objects = loaded.objects.len(),
+        objects = objects.len(),
         listeners = tables.listeners.len(),
         clusters = tables.clusters.len(),
         "config loaded"
     );
-    (tables, stamp)
+    tables
 }
