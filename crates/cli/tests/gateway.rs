@@ -400,6 +400,18 @@ fn redirects_and_direct_responses_are_answered_by_the_gateway() {
       port: 8443
   - match:
     - uri:
+        exact: /default-port
+    redirect:
+      scheme: https
+      derivePort: FROM_PROTOCOL_DEFAULT
+  - match:
+    - uri:
+        exact: /request-port
+    redirect:
+      authority: other.example.com
+      derivePort: FROM_REQUEST_PORT
+  - match:
+    - uri:
         exact: /teapot
     directResponse:
       status: 418
@@ -428,6 +440,21 @@ fn redirects_and_direct_responses_are_answered_by_the_gateway() {
         r.header("location"),
         Some("https://shop.example.com:8443/secure")
     );
+
+    // derivePort: the scheme's default port (none written), or the request's port.
+    let r = gw.get("/default-port", &["-H", "Host: shop.example.com:8080"]);
+    assert_eq!(
+        r.header("location"),
+        Some("https://shop.example.com/default-port")
+    );
+    let r = gw.get("/request-port", &["-H", "Host: shop.example.com:8080"]);
+    assert_eq!(
+        r.header("location"),
+        Some("http://other.example.com:8080/request-port")
+    );
+    let r = gw.get("/request-port", &["-H", "Host: shop.example.com"]);
+    let expected = format!("http://other.example.com:{port}/request-port");
+    assert_eq!(r.header("location"), Some(expected.as_str()));
 
     let r = gw.get("/teapot", &[]);
     assert_eq!(r.status, 418);

@@ -24,7 +24,7 @@ use crate::drain::Drain;
 use crate::error::ProxyError;
 use crate::route::{CorsVerdict, RequestView, pick_virtual_host};
 use crate::stats::{ClusterStats, Stats};
-use crate::tables::{Action, Redirect, Route, Tables, WeightedCluster};
+use crate::tables::{Action, DerivePort, Redirect, Route, Tables, WeightedCluster};
 use pool::{Pool, SendError};
 use server::header_bytes;
 pub use server::{ServerLimits, serve, serve_connection, serve_downstream, server_builder};
@@ -148,7 +148,7 @@ async fn route_and_forward(
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return Ok(local_reply(status, body, None));
         }
-        Action::Redirect(r) => return Ok(redirect(r, &authority, &path)),
+        Action::Redirect(r) => return Ok(redirect(r, &authority, &path, down.port)),
         Action::Forward(weighted) => weighted,
         Action::Delegate(_) => {
             return Err(ProxyError::NoRoute(format!(
@@ -525,16 +525,24 @@ pub(crate) fn authority_of<B>(req: &Request<B>) -> &str {
 /// Envoy's redirect: the request's host keeps its port unless the redirect names a port
 /// (or leaves plain HTTP's `:80` for another scheme); a new path without a query keeps
 /// the request's query.
-fn redirect(r: &Redirect, authority: &str, path: &str) -> Response<Body> {
+fn redirect(r: &Redirect, authority: &str, path: &str, listener_port: u16) -> Response<Body> {
     let scheme = r.scheme.as_deref().unwrap_or("http");
-    let host = match &r.authority {
-        Some(a) => a.as_str(),
-        None if r.port.is_some() || (scheme != "http" && authority.ends_with(":80")) => {
-            crate::route::strip_port(authority)
-        }
-        None => authority,
+    let bare = crate::route::strip_port(authority);
+    let request_port = authority
+        .strip_prefix(bare)
+        .and_then(|p| p.strip_prefix(':'))
+        .and_then(|p| p.parse().ok());
+    let host = r.authority.as_deref().unwrap_or(bare);
+    // Envoy keeps the request's host:port unless the redirect sets a port, derives one,
+    // or leaves plain http on :80.
+    let port = match (r.port, r.derive_port) {
+        (Some(p), _) => Some(p),
+        (None, Some(DerivePort::ProtocolDefault)) => None,
+        (None, Some(DerivePort::RequestPort)) => Some(request_port.unwrap_or(listener_port)),
+        (None, None) if r.authority.is_some() => None,
+        (None, None) => request_port.filter(|p| !(scheme != "http" && *p == 80)),
     };
-    let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
     let path = match (&r.path, path.split_once('?')) {
         (Some(new), Some((_, query))) if !new.contains('?') => format!("{new}?{query}"),
         (Some(new), _) => new.clone(),

@@ -106,7 +106,18 @@ pub struct Redirect {
     pub scheme: Option<String>,
     pub authority: Option<String>,
     pub port: Option<u16>,
+    /// `derivePort`: where the Location's port comes from when `port` is not set.
+    pub derive_port: Option<DerivePort>,
     pub path: Option<String>,
+}
+
+/// `redirect.derivePort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DerivePort {
+    /// No port: the scheme's default (80 for http, 443 for https).
+    ProtocolDefault,
+    /// The port the request came in on.
+    RequestPort,
 }
 
 #[derive(Debug, Serialize)]

@@ -6,12 +6,12 @@ mod delegate;
 use std::collections::BTreeMap;
 
 use weft_api::networking::virtual_service::{
-    HeaderOperations, Headers, HttpMatchRequest, HttpRoute,
+    HeaderOperations, Headers, HttpMatchRequest, HttpRoute, RedirectPortSelection,
 };
 
 use super::ProxyIdentity;
 use super::clusters::Clusters;
-use super::{Action, Redirect, Rewrite, Route, WeightedCluster};
+use super::{Action, DerivePort, Redirect, Rewrite, Route, WeightedCluster};
 use crate::route::{Cors, HeaderOps, RouteMatch, StrMatcher};
 
 /// Where a route is being compiled for.
@@ -54,6 +54,10 @@ pub(super) fn compile_route(
             scheme: non_empty(&r.scheme),
             authority: non_empty(&r.authority),
             port: r.port.and_then(|p| u16::try_from(p).ok()),
+            derive_port: r.derive_port.map(|d| match d {
+                RedirectPortSelection::FromProtocolDefault => DerivePort::ProtocolDefault,
+                RedirectPortSelection::FromRequestPort => DerivePort::RequestPort,
+            }),
             path: non_empty(&r.uri),
         })
     } else if let Some(d) = &http.direct_response {
