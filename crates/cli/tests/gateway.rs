@@ -6,29 +6,14 @@ mod support;
 
 use std::time::Duration;
 
+use support::config::static_service;
 use support::{
     Backend, DEADLINE, Gateway, TempDir, closed_port, curl, curl_raw, eventually, free_port,
 };
 
 /// The bookinfo sample's Gateway, on `port` and for `hosts`.
 fn gateway(port: u16, hosts: &[&str]) -> String {
-    let hosts: String = hosts.iter().map(|h| format!("    - \"{h}\"\n")).collect();
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: bookinfo-gateway
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port:
-      number: {port}
-      name: http
-      protocol: HTTP
-    hosts:
-{hosts}"
-    )
+    support::config::http_gateway("bookinfo-gateway", port, hosts)
 }
 
 /// A VirtualService bound to the Gateway for every host, with `http` as its routes
@@ -46,31 +31,6 @@ spec:
   - bookinfo-gateway
   http:
 {http}"
-    )
-}
-
-/// A ServiceEntry for `<name>.default.svc.cluster.local:9080` whose one endpoint, listed
-/// in the entry itself, serves on `port`.
-fn static_service(name: &str, port: u16) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: {name}
-spec:
-  hosts:
-  - {name}.default.svc.cluster.local
-  location: MESH_INTERNAL
-  ports:
-  - number: 9080
-    name: http
-    protocol: HTTP
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-    ports:
-      http: {port}
-"
     )
 }
 

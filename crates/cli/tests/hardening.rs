@@ -26,47 +26,12 @@ use support::{Backend, DEADLINE, Gateway, TempDir, closed_port, curl, eventually
 fn config(dir: &TempDir, port: u16, backend: u16, refused: u16) {
     dir.write(
         "gateway.yaml",
-        &format!(
-            "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: gw
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port:
-      number: {port}
-      name: http
-      protocol: HTTP
-    hosts:
-    - \"*\"
-"
-        ),
+        &support::config::http_gateway("gw", port, &["*"]),
     );
     for (name, p) in [("app", backend), ("broken", refused)] {
         dir.write(
             &format!("{name}.yaml"),
-            &format!(
-                "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: {name}
-spec:
-  hosts:
-  - {name}.default.svc.cluster.local
-  location: MESH_INTERNAL
-  ports:
-  - number: 9080
-    name: http
-    protocol: HTTP
-  resolution: STATIC
-  endpoints:
-  - address: 127.0.0.1
-    ports:
-      http: {p}
-"
-            ),
+            &support::config::static_service(name, p),
         );
     }
     dir.write(

@@ -30,23 +30,7 @@ fn setup(name: &str) -> (TempDir, u16) {
     let port = free_port();
     dir.write(
         "gateway.yaml",
-        &format!(
-            "apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata:
-  name: {GATEWAY_NAME}
-spec:
-  selector:
-    istio: ingressgateway
-  servers:
-  - port:
-      number: {port}
-      name: http
-      protocol: HTTP
-    hosts:
-    - \"*\"
-"
-        ),
+        &support::config::http_gateway(GATEWAY_NAME, port, &["*"]),
     );
     (dir, port)
 }

@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 
 // Not every test binary uses every helper.
 #[allow(dead_code)]
+pub mod config;
+#[allow(dead_code)]
 pub mod tcp;
 
 /// How long start-up and config reloads may take before a test gives up.
