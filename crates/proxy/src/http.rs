@@ -468,19 +468,19 @@ pub(crate) fn prepare_request_headers(headers: &mut HeaderMap, host: &str, peer:
 
 /// A random version-4 UUID, as Envoy generates for `x-request-id`.
 fn request_id() -> String {
-    let mut b = [0u8; 16];
-    b.iter_mut().for_each(|x| *x = fastrand::u8(..));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = fastrand::u128(..).to_be_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    let mut id = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    id
 }
 
 const HOP_BY_HOP: [&str; 7] = [
@@ -576,4 +576,28 @@ pub fn local_reply(status: StatusCode, body: &str, error: Option<&ProxyError>) -
         headers.insert("x-weft-reason", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        let id = super::request_id();
+        let parts: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12],
+            "{id}"
+        );
+        assert!(parts[2].starts_with('4'), "version 4: {id}");
+        assert!(
+            matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+            "RFC 4122 variant: {id}"
+        );
+        assert!(
+            id.bytes()
+                .all(|b| b == b'-' || b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(id, super::request_id());
+    }
 }
