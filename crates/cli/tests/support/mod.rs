@@ -116,6 +116,15 @@ pub struct Backend {
 
 impl Backend {
     pub fn start(name: &str) -> Backend {
+        Backend::serve(|listener| accept(listener, Arc::from(name)))
+    }
+
+    /// Binds 127.0.0.1 on a free port and runs `server` on it in the backend's runtime.
+    fn serve<F, Fut>(server: F) -> Backend
+    where
+        F: FnOnce(tokio::net::TcpListener) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -125,7 +134,7 @@ impl Backend {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind the backend");
         let port = listener.local_addr().expect("backend address").port();
-        runtime.spawn(accept(listener, Arc::from(name)));
+        runtime.spawn(server(listener));
         Backend {
             port,
             _runtime: runtime,
@@ -412,20 +421,7 @@ impl Backend {
     /// Like [`Backend::start`], but serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c)
     /// alike; the echo also names the request's `authority` (HTTP/2's `:authority`).
     pub fn start_auto(name: &str) -> Backend {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime for the backend");
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind the backend");
-        let port = listener.local_addr().expect("backend address").port();
-        runtime.spawn(accept_auto(listener, Arc::from(name)));
-        Backend {
-            port,
-            _runtime: runtime,
-        }
+        Backend::serve(|listener| accept_auto(listener, Arc::from(name)))
     }
 }
 
