@@ -630,3 +630,36 @@ mod apps {
         }
     }
 }
+
+// Helpers the capture test files share.
+
+/// The address a sidecar gives `host`, from its config dump.
+pub fn vip_of(lab: &Lab, pod: &Pod, host: &str) -> String {
+    let dump = lab.admin_json(pod, "/config_dump");
+    let address = dump["registry"]["services"][host]["addresses"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{host} has no address in the config dump: {dump}"));
+    address.trim_end_matches("/32").to_string()
+}
+
+/// The reply of a curl that must have succeeded with 200.
+pub fn ok(reply: Result<Reply, String>) -> Reply {
+    let reply = reply.unwrap_or_else(|e| panic!("curl failed: {e}"));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    reply
+}
+
+/// Connects to `host:port` from the pod with bash, reads the greeting, says `ping`,
+/// reads the answer. Exit code 0 when both lines came, 1 when the connection was
+/// closed first, more than 128 when a read timed out.
+pub fn greet(lab: &Lab, pod: &Pod, host: &str, port: u16) -> (i32, String) {
+    let script = format!(
+        "exec 3<>/dev/tcp/{host}/{port} || exit 100
+IFS= read -r -t 5 line <&3; status=$?; [ $status -eq 0 ] || exit $status
+echo \"$line\"
+echo ping >&3
+IFS= read -r -t 5 line <&3; status=$?; [ $status -eq 0 ] || exit $status
+echo \"$line\""
+    );
+    lab.bash(pod, &script)
+}
