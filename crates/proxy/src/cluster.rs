@@ -1,7 +1,9 @@
 //! Upstream clusters: the endpoints one (service, port, subset) resolves to, the load
 //! balancer that picks one of them for each request, and how connections to them are made.
 
+pub mod breaker;
 mod hash;
+pub mod outlier;
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use serde::Serialize;
 
 use crate::registry::Protocol;
 
+pub use breaker::Limits;
 pub use hash::{CookieSpec, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MIN_RING_SIZE, HashKey, HashTable};
 
 /// How a cluster spreads requests over its endpoints (DestinationRule `loadBalancer`).
@@ -103,6 +106,10 @@ pub struct Cluster {
     pub lb: LbPolicy,
     pub connection: ConnectionSettings,
     pub endpoints: Vec<UpstreamEndpoint>,
+    /// Circuit-breaker thresholds (`connectionPool`).
+    pub limits: Limits,
+    /// `outlierDetection`; `None`: endpoints are never ejected.
+    pub outlier: Option<outlier::OutlierConfig>,
     #[serde(skip)]
     next: AtomicUsize,
 }
@@ -118,6 +125,10 @@ pub struct PickRequest<'r> {
     pub local: SocketAddr,
     /// Where a captured connection was going; `None` at a gateway.
     pub original_dst: Option<SocketAddr>,
+    /// The cluster's outlier state: ejected endpoints are not picked.
+    pub health: Option<&'r outlier::Health>,
+    /// Endpoints earlier attempts of this request went to: a retry avoids them when it can.
+    pub avoid: &'r [String],
 }
 
 /// An endpoint chosen for one request; its in-flight count drops when this is dropped.
@@ -165,6 +176,8 @@ impl Cluster {
             lb,
             connection,
             endpoints,
+            limits: Limits::default(),
+            outlier: None,
             next: AtomicUsize::new(fastrand::usize(..usize::MAX / 2)),
         }
     }
@@ -189,29 +202,61 @@ impl Cluster {
             peer,
             local,
             original_dst,
+            health: None,
+            avoid: &[],
         })
     }
 
-    /// Picks an endpoint for `req`, or `None` when there is none to pick.
+    /// Records what an attempt to `address` came to, for outlier detection.
+    pub fn report(&self, health: &outlier::Health, address: &str, outcome: outlier::Outcome) {
+        if let Some(config) = &self.outlier {
+            health.report(config, address, outcome);
+        }
+    }
+
+    /// Picks an endpoint for `req`, or `None` when there is none to pick. A retry re-picks
+    /// (up to Envoy's 5 host selection attempts) rather than land on an endpoint an earlier
+    /// attempt used, when the cluster has another.
     pub fn pick(&self, req: &PickRequest<'_>) -> Option<Pick<'_>> {
+        const HOST_SELECTION_ATTEMPTS: usize = 5;
+        if let LbPolicy::Passthrough = self.lb {
+            return req.original_dst.map(|a| Pick {
+                target: Target::OriginalDst(a),
+                set_cookie: None,
+            });
+        }
         let mut set_cookie = None;
+        let mut i = self.choose(req, &mut set_cookie)?;
+        for _ in 1..HOST_SELECTION_ATTEMPTS {
+            let used = |i: usize| req.avoid.iter().any(|a| *a == self.endpoints[i].address);
+            if !used(i) {
+                break;
+            }
+            i = self.choose(req, &mut set_cookie)?;
+        }
+        let endpoint = self.endpoints.get(i)?;
+        endpoint.active.fetch_add(1, Ordering::Relaxed);
+        Some(Pick {
+            target: Target::Endpoint(endpoint),
+            set_cookie,
+        })
+    }
+
+    /// One load-balancing decision: the index of an endpoint.
+    fn choose(&self, req: &PickRequest<'_>, set_cookie: &mut Option<String>) -> Option<usize> {
         let n = self.endpoints.len();
         let i = match (&self.lb, n) {
-            (LbPolicy::Passthrough, _) => {
-                return req.original_dst.map(|a| Pick {
-                    target: Target::OriginalDst(a),
-                    set_cookie: None,
-                });
-            }
             (_, 0) => return None,
             (LbPolicy::ConsistentHash { key, table }, _) => {
                 let outcome = key.evaluate(req);
-                set_cookie = outcome.set_cookie;
+                *set_cookie = outcome.set_cookie;
                 // Envoy: a request without the hash key goes to a random endpoint.
                 table.lookup(outcome.hash.unwrap_or_else(|| fastrand::u64(..)))?
             }
             (_, 1) => 0,
-            (LbPolicy::RoundRobin, _) => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            (LbPolicy::RoundRobin | LbPolicy::Passthrough, _) => {
+                self.next.fetch_add(1, Ordering::Relaxed) % n
+            }
             (LbPolicy::Random, _) => fastrand::usize(..n),
             (LbPolicy::LeastRequest, _) => {
                 let a = fastrand::usize(..n);
@@ -220,12 +265,7 @@ impl Cluster {
                 if load(b) < load(a) { b } else { a }
             }
         };
-        let endpoint = self.endpoints.get(i)?;
-        endpoint.active.fetch_add(1, Ordering::Relaxed);
-        Some(Pick {
-            target: Target::Endpoint(endpoint),
-            set_cookie,
-        })
+        (i < n).then_some(i)
     }
 }
 

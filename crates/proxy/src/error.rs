@@ -19,6 +19,14 @@ pub enum ProxyError {
     /// A sidecar refused a destination outside the registry because the outbound
     /// traffic policy is REGISTRY_ONLY (502, `NR`, like Istio's `block_all` route).
     NotInRegistry(String),
+    /// A circuit breaker refused the request (`UO`, with `x-envoy-overloaded: true`).
+    Overflow(String),
+    /// The route's timeout passed before the upstream answered (504, `UT`).
+    Timeout(String),
+    /// The route's fault injection aborted the request (`FI`) with this status.
+    FaultAbort(u16),
+    /// Every attempt failed and no retry is left (`URX` beside the last failure's flag).
+    RetriesExhausted(Box<ProxyError>),
 }
 
 impl ProxyError {
@@ -26,6 +34,11 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute(_) => http::StatusCode::NOT_FOUND,
             ProxyError::NotInRegistry(_) => http::StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::FaultAbort(status) => {
+                http::StatusCode::from_u16(*status).unwrap_or(http::StatusCode::BAD_REQUEST)
+            }
+            ProxyError::RetriesExhausted(last) => last.status(),
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -38,6 +51,10 @@ impl ProxyError {
             ProxyError::NoHealthyUpstream(_) => "UH",
             ProxyError::ConnectFailure(_) => "UF",
             ProxyError::UpstreamReset(_) => "UC",
+            ProxyError::Overflow(_) => "UO",
+            ProxyError::Timeout(_) => "UT",
+            ProxyError::FaultAbort(_) => "FI",
+            ProxyError::RetriesExhausted(last) => last.flag(),
         }
     }
 
@@ -49,6 +66,12 @@ impl ProxyError {
             ProxyError::ConnectFailure(_) | ProxyError::UpstreamReset(_) => {
                 "upstream connect error or disconnect/reset before headers"
             }
+            ProxyError::Overflow(_) => {
+                "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+            }
+            ProxyError::Timeout(_) => "upstream request timeout",
+            ProxyError::FaultAbort(_) => "fault filter abort",
+            ProxyError::RetriesExhausted(last) => last.body(),
         }
     }
 
@@ -59,7 +82,11 @@ impl ProxyError {
             | ProxyError::NoHealthyUpstream(d)
             | ProxyError::ConnectFailure(d)
             | ProxyError::UpstreamReset(d)
-            | ProxyError::NotInRegistry(d) => d,
+            | ProxyError::NotInRegistry(d)
+            | ProxyError::Overflow(d)
+            | ProxyError::Timeout(d) => d,
+            ProxyError::FaultAbort(_) => "injected by the route's fault policy",
+            ProxyError::RetriesExhausted(last) => last.detail(),
         }
     }
 }
@@ -67,6 +94,10 @@ impl ProxyError {
 impl fmt::Display for ProxyError {
     /// `UH: no endpoint in outbound|9080|v1|reviews...`: what `x-weft-reason` carries.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.flag(), self.detail())
+        let retries = match self {
+            ProxyError::RetriesExhausted(_) => ",URX",
+            _ => "",
+        };
+        write!(f, "{}{retries}: {}", self.flag(), self.detail())
     }
 }

@@ -19,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
+use crate::cluster::outlier::Outcome;
 use crate::cluster::{Cluster, PickRequest, UpstreamProtocol};
 use crate::drain::Drain;
 use crate::error::ProxyError;
@@ -250,6 +251,7 @@ async fn forward(
         Upgrade::WebSocket(value) => Some(value),
         Upgrade::None => None,
     };
+    let cluster_stats = shared.stats.cluster(&cluster.name);
     let mut pick = cluster
         .pick(&PickRequest {
             headers: &parts.headers,
@@ -257,10 +259,11 @@ async fn forward(
             peer: down.peer,
             local: down.local,
             original_dst: down.original_dst,
+            health: Some(&cluster_stats.health),
+            avoid: &[],
         })
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
     let address = pick.address().into_owned();
-    let cluster_stats = shared.stats.cluster(&cluster.name);
     ClusterStats::bump(&cluster_stats.upstream_rq_total);
     // Upgrades need HTTP/1.1 end to end.
     let http2 = websocket.is_none() && upstream_http2(cluster, parts.version);
@@ -286,6 +289,16 @@ async fn forward(
     drop(pick);
     if let Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) = &sent {
         ClusterStats::bump(&cluster_stats.upstream_cx_connect_fail);
+    }
+    let outcome = match &sent {
+        Ok(resp) => Some(Outcome::Status(resp.status().as_u16())),
+        Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) => Some(Outcome::ConnectFailed),
+        Err(SendError::Request(_)) => Some(Outcome::Reset),
+        // Refused before anything reached the endpoint: says nothing about its health.
+        Err(SendError::Overflow(_)) => None,
+    };
+    if let Some(outcome) = outcome {
+        cluster.report(&cluster_stats.health, &address, outcome);
     }
     let mut resp = sent.map_err(|e| send_error(e, &cluster.name, &address))?;
     finish_response(
@@ -391,6 +404,7 @@ fn send_error(e: SendError, cluster: &str, address: &str) -> ProxyError {
         )),
         SendError::Connect(e) => ProxyError::ConnectFailure(format!("{cluster}: {address}: {e}")),
         SendError::Request(e) => ProxyError::UpstreamReset(format!("{cluster}: {address}: {e}")),
+        SendError::Overflow(why) => ProxyError::Overflow(format!("{cluster}: {why}")),
     }
 }
 
@@ -574,6 +588,9 @@ pub fn local_reply(status: StatusCode, body: &str, error: Option<&ProxyError>) -
     }
     if let Some(v) = error.and_then(|e| HeaderValue::try_from(e.to_string()).ok()) {
         headers.insert("x-weft-reason", v);
+    }
+    if error.is_some_and(|e| e.flag() == "UO") {
+        headers.insert("x-envoy-overloaded", HeaderValue::from_static("true"));
     }
     resp
 }

@@ -19,11 +19,57 @@ pub struct Stats {
     clusters: RwLock<BTreeMap<String, Arc<ClusterStats>>>,
 }
 
-/// One upstream cluster's counters.
+/// One upstream cluster's counters (Envoy's names), and the cluster's live state that
+/// must outlive a config reload: circuit-breaker gauges and outlier detection.
 #[derive(Debug, Default)]
 pub struct ClusterStats {
     pub upstream_rq_total: AtomicU64,
     pub upstream_cx_connect_fail: AtomicU64,
+    /// Requests answered with a timeout (the route's, or the last try's).
+    pub upstream_rq_timeout: AtomicU64,
+    /// Tries that ran past their per-try timeout.
+    pub upstream_rq_per_try_timeout: AtomicU64,
+    /// Retries made.
+    pub upstream_rq_retry: AtomicU64,
+    /// Requests a retry ended with a non-retriable answer.
+    pub upstream_rq_retry_success: AtomicU64,
+    /// Retries not made because `maxRetries` were already in flight.
+    pub upstream_rq_retry_overflow: AtomicU64,
+    /// Requests whose retries ran out while the answer was still retriable.
+    pub upstream_rq_retry_limit_exceeded: AtomicU64,
+    /// Requests refused by the `http2MaxRequests` circuit breaker or the pending queue.
+    pub upstream_rq_pending_overflow: AtomicU64,
+    pub breaker: crate::cluster::breaker::Gauges,
+    pub health: crate::cluster::outlier::Health,
+}
+
+impl ClusterStats {
+    /// The counters, by Envoy's name.
+    fn counters(&self) -> [(&'static str, &AtomicU64); 9] {
+        [
+            ("upstream_cx_connect_fail", &self.upstream_cx_connect_fail),
+            (
+                "upstream_rq_pending_overflow",
+                &self.upstream_rq_pending_overflow,
+            ),
+            (
+                "upstream_rq_per_try_timeout",
+                &self.upstream_rq_per_try_timeout,
+            ),
+            ("upstream_rq_retry", &self.upstream_rq_retry),
+            (
+                "upstream_rq_retry_limit_exceeded",
+                &self.upstream_rq_retry_limit_exceeded,
+            ),
+            (
+                "upstream_rq_retry_overflow",
+                &self.upstream_rq_retry_overflow,
+            ),
+            ("upstream_rq_retry_success", &self.upstream_rq_retry_success),
+            ("upstream_rq_timeout", &self.upstream_rq_timeout),
+            ("upstream_rq_total", &self.upstream_rq_total),
+        ]
+    }
 }
 
 impl Stats {
@@ -71,14 +117,9 @@ impl Stats {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            lines.insert(
-                format!("cluster.{name}.upstream_cx_connect_fail"),
-                load(&c.upstream_cx_connect_fail),
-            );
-            lines.insert(
-                format!("cluster.{name}.upstream_rq_total"),
-                load(&c.upstream_rq_total),
-            );
+            for (counter, value) in c.counters() {
+                lines.insert(format!("cluster.{name}.{counter}"), load(value));
+            }
         }
         lines.insert(
             "downstream_rq_total".to_string(),

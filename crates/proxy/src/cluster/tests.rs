@@ -36,6 +36,8 @@ fn request<'r>(headers: &'r HeaderMap, path: &'r str) -> PickRequest<'r> {
         peer: ([192, 0, 2, 7], 40000).into(),
         local: ([127, 0, 0, 1], 8080).into(),
         original_dst: None,
+        health: None,
+        avoid: &[],
     }
 }
 

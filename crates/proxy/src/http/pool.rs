@@ -35,6 +35,12 @@ pub enum SendError {
     ConnectTimeout(Duration),
     /// The connection failed after it was made.
     Request(hyper::Error),
+    /// A circuit breaker refused the request (connections and pending queue full).
+    #[expect(
+        dead_code,
+        reason = "the circuit breaker's pending queue is being written"
+    )]
+    Overflow(String),
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
