@@ -489,7 +489,8 @@ fn unreachable_destinations_answer_503_with_envoy_flags() {
         ),
         (
             "/refused",
-            "UF",
+            // Istio's default retries (2, on connect failures) ran out too.
+            "UF,URX",
             "outbound|9080||ratings.default.svc.cluster.local",
         ),
         (

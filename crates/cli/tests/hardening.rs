@@ -268,14 +268,15 @@ fn stats_count_requests_by_class_and_cluster() {
         Some(0),
         "{text}"
     );
+    // Istio's default retry policy tries a refused connection twice more.
     assert_eq!(
         stat(&text, &format!("{broken}.upstream_rq_total")),
-        Some(1),
+        Some(3),
         "{text}"
     );
     assert_eq!(
         stat(&text, &format!("{broken}.upstream_cx_connect_fail")),
-        Some(1),
+        Some(3),
         "{text}"
     );
 }

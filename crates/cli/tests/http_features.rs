@@ -15,6 +15,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::config::service;
 use support::{
     Backend, DEADLINE, Gateway, TempDir, blackhole, curl, curl_raw, eventually, free_port,
 };
@@ -35,22 +36,9 @@ fn setup(name: &str) -> (TempDir, u16) {
     (dir, port)
 }
 
-/// A VirtualService for every host on the gateway, with `http` as its routes (items of
-/// `spec.http`, indented two spaces).
+/// A VirtualService for every host on the gateway, with `http` as its routes.
 fn virtual_service(name: &str, http: &str) -> String {
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: {name}
-spec:
-  hosts:
-  - \"*\"
-  gateways:
-  - {GATEWAY_NAME}
-  http:
-{http}"
-    )
+    support::config::virtual_service(name, GATEWAY_NAME, http)
 }
 
 /// A route to `host`, with `extra` lines (indented four spaces) in the route.
@@ -63,33 +51,6 @@ fn route_to(prefix: &str, host: &str, extra: &str) -> String {
     - destination:
         host: {host}
 "
-    )
-}
-
-/// `<name>.default.svc.cluster.local:9080` with one endpoint on 127.0.0.1 per backend
-/// port; `protocol` is the port's protocol (and, lower-cased, its name).
-fn service(name: &str, protocol: &str, ports: &[u16]) -> String {
-    let port_name = protocol.to_ascii_lowercase();
-    let endpoints: String = ports
-        .iter()
-        .map(|p| format!("  - address: 127.0.0.1\n    ports:\n      {port_name}: {p}\n"))
-        .collect();
-    format!(
-        "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: {name}
-spec:
-  hosts:
-  - {name}.default.svc.cluster.local
-  location: MESH_INTERNAL
-  ports:
-  - number: 9080
-    name: {port_name}
-    protocol: {protocol}
-  resolution: STATIC
-  endpoints:
-{endpoints}"
     )
 }
 
@@ -641,13 +602,14 @@ fn connect_timeout_answers_503_uf_within_the_timeout() {
     let took = started.elapsed();
     assert_eq!(r.status, 503, "{r:?}");
     let reason = r.header("x-weft-reason").unwrap();
+    // Istio's default retry policy tries twice more on connect failures, then gives up.
     assert!(
-        reason.starts_with("UF:") && reason.contains("timed out after 300ms"),
+        reason.starts_with("UF,URX:") && reason.contains("timed out after 300ms"),
         "{reason}"
     );
-    // Istio's default would be 10s; curl gives up after 10s.
+    // Istio's default would be 10s a try; curl gives up after 10s.
     assert!(
-        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "took {took:?}"
     );
 }

@@ -27,6 +27,8 @@ pub enum ProxyError {
     FaultAbort(u16),
     /// Every attempt failed and no retry is left (`URX` beside the last failure's flag).
     RetriesExhausted(Box<ProxyError>),
+    /// The client's side broke while the proxy read its request (`DC`).
+    DownstreamReset(String),
 }
 
 impl ProxyError {
@@ -39,6 +41,7 @@ impl ProxyError {
                 http::StatusCode::from_u16(*status).unwrap_or(http::StatusCode::BAD_REQUEST)
             }
             ProxyError::RetriesExhausted(last) => last.status(),
+            ProxyError::DownstreamReset(_) => http::StatusCode::BAD_REQUEST,
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -55,13 +58,16 @@ impl ProxyError {
             ProxyError::Timeout(_) => "UT",
             ProxyError::FaultAbort(_) => "FI",
             ProxyError::RetriesExhausted(last) => last.flag(),
+            ProxyError::DownstreamReset(_) => "DC",
         }
     }
 
     /// The body Envoy sends with this error (empty for `NR`, as Envoy's).
     pub fn body(&self) -> &'static str {
         match self {
-            ProxyError::NoRoute(_) | ProxyError::NotInRegistry(_) => "",
+            ProxyError::NoRoute(_)
+            | ProxyError::NotInRegistry(_)
+            | ProxyError::DownstreamReset(_) => "",
             ProxyError::NoCluster(_) | ProxyError::NoHealthyUpstream(_) => "no healthy upstream",
             ProxyError::ConnectFailure(_) | ProxyError::UpstreamReset(_) => {
                 "upstream connect error or disconnect/reset before headers"
@@ -84,7 +90,8 @@ impl ProxyError {
             | ProxyError::UpstreamReset(d)
             | ProxyError::NotInRegistry(d)
             | ProxyError::Overflow(d)
-            | ProxyError::Timeout(d) => d,
+            | ProxyError::Timeout(d)
+            | ProxyError::DownstreamReset(d) => d,
             ProxyError::FaultAbort(_) => "injected by the route's fault policy",
             ProxyError::RetriesExhausted(last) => last.detail(),
         }

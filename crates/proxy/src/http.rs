@@ -2,7 +2,10 @@
 //! apply the route's action (and CORS policy), pick an endpoint, forward on a pooled
 //! upstream connection, and stream the answer back (WebSocket upgrades become a tunnel).
 
+mod attempts;
+mod mirror;
 mod pool;
+mod replay;
 mod server;
 mod upgrade;
 
@@ -13,25 +16,39 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use crate::cluster::outlier::Outcome;
-use crate::cluster::{Cluster, PickRequest, UpstreamProtocol};
+use crate::cluster::{Cluster, UpstreamProtocol};
 use crate::drain::Drain;
 use crate::error::ProxyError;
+use crate::resilience::AbortWith;
 use crate::route::{CorsVerdict, RequestView, pick_virtual_host};
-use crate::stats::{ClusterStats, Stats};
+use crate::stats::Stats;
 use crate::tables::{Action, DerivePort, Redirect, Route, Tables, WeightedCluster};
+use attempts::{Answer, Attempts, Budget, Origin, Template};
 use pool::{Pool, SendError};
+use replay::RequestBody;
 use server::header_bytes;
 pub use server::{ServerLimits, serve, serve_connection, serve_downstream, server_builder};
 use upgrade::Upgrade;
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+/// What a body stream can fail with: the peer's error, or the proxy cutting it off.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+pub type Body = BoxBody<Bytes, BodyError>;
+
+/// Boxes any body whose errors can be boxed.
+pub fn boxed<B>(body: B) -> Body
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BodyError>,
+{
+    body.map_err(Into::into).boxed()
+}
 
 /// What every connection of a proxy shares.
 pub struct Shared {
@@ -144,6 +161,14 @@ async fn route_and_forward(
             vh.name, parts.method
         ))
     })?;
+    if let Some(fault) = &route.policy.fault {
+        if let Some(delay) = fault.roll_delay() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(abort) = fault.roll_abort() {
+            return Ok(fault_reply(abort));
+        }
+    }
     let weighted = match &route.action {
         Action::Direct { status, body } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -251,56 +276,54 @@ async fn forward(
         Upgrade::WebSocket(value) => Some(value),
         Upgrade::None => None,
     };
-    let cluster_stats = shared.stats.cluster(&cluster.name);
-    let mut pick = cluster
-        .pick(&PickRequest {
-            headers: &parts.headers,
-            path: routed.path,
-            peer: down.peer,
-            local: down.local,
-            original_dst: down.original_dst,
-            health: Some(&cluster_stats.health),
-            avoid: &[],
-        })
-        .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
-    let address = pick.address().into_owned();
-    ClusterStats::bump(&cluster_stats.upstream_rq_total);
-    // Upgrades need HTTP/1.1 end to end.
+    let policy = &routed.route.policy;
+    let mut budget = Budget::new(policy, &mut parts.headers, down.peer.ip());
+    // Upgrades need HTTP/1.1 end to end, and go once.
     let http2 = websocket.is_none() && upstream_http2(cluster, parts.version);
     let downstream_upgrade = websocket
         .is_some()
         .then(|| parts.extensions.remove::<OnUpgrade>())
         .flatten();
-    prepare_upstream_request(&mut parts, routed, target, down.peer, http2, &address);
+    if websocket.is_some() {
+        budget = budget.without_retries();
+    }
+    let mirrors: Vec<_> = policy.mirrors.iter().filter(|m| m.roll()).collect();
+    let keep = budget.retry.retries > 0 || !mirrors.is_empty();
+    let mut body = RequestBody::read(body, keep)
+        .await
+        .map_err(|e| ProxyError::DownstreamReset(format!("reading the request body: {}", e.0)))?;
+    let mut template = template(parts, routed, target, down.peer, http2);
     if let Some(value) = websocket {
-        upgrade::restore(&mut parts.headers, value);
+        upgrade::restore(&mut template.headers, value);
+    }
+    let origin = Origin {
+        path: routed.path,
+        peer: down.peer,
+        local: down.local,
+        original_dst: down.original_dst,
+    };
+    for m in mirrors {
+        match tables.clusters.get(&m.cluster) {
+            Some(c) if body.replayable() => {
+                let copy = body.next();
+                mirror::spawn(shared, c.clone(), &template, copy, &origin, budget.deadline);
+            }
+            Some(_) => tracing::debug!(cluster = %m.cluster, "body too long to mirror"),
+            None => tracing::debug!(cluster = %m.cluster, "mirror cluster is not known"),
+        }
     }
     let started = Instant::now();
-    let sent = shared
-        .pool
-        .send(
-            &address,
-            http2,
-            &cluster.connection,
-            Request::from_parts(parts, body.boxed()),
-        )
-        .await;
-    let set_cookie = pick.set_cookie.take();
-    drop(pick);
-    if let Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) = &sent {
-        ClusterStats::bump(&cluster_stats.upstream_cx_connect_fail);
-    }
-    let outcome = match &sent {
-        Ok(resp) => Some(Outcome::Status(resp.status().as_u16())),
-        Err(SendError::Connect(_) | SendError::ConnectTimeout(_)) => Some(Outcome::ConnectFailed),
-        Err(SendError::Request(_)) => Some(Outcome::Reset),
-        // Refused before anything reached the endpoint: says nothing about its health.
-        Err(SendError::Overflow(_)) => None,
+    let attempts = Attempts {
+        template: &template,
+        cluster,
+        budget: &budget,
+        origin: &origin,
+        shared,
     };
-    if let Some(outcome) = outcome {
-        cluster.report(&cluster_stats.health, &address, outcome);
-    }
-    let mut resp = sent.map_err(|e| send_error(e, &cluster.name, &address))?;
+    let Answer {
+        mut resp,
+        set_cookie,
+    } = attempts.run(&mut body).await?;
     finish_response(
         &mut resp,
         routed.route,
@@ -309,6 +332,11 @@ async fn forward(
         set_cookie,
         downstream_upgrade,
     );
+    if let Some(deadline) = budget.deadline
+        && resp.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
+        resp = resp.map(|b| replay::Deadline::wrap(b, deadline));
+    }
     // The client hears its own protocol whatever the upstream spoke (an HTTP/1.0
     // upstream's answer goes out as HTTP/1.1 to an HTTP/1.1 client), as with Envoy.
     *resp.version_mut() = downstream_version;
@@ -355,44 +383,38 @@ fn upstream_http2(cluster: &Cluster, downstream: Version) -> bool {
     }
 }
 
-/// Turns the downstream request into the upstream one: rewritten path, Host (HTTP/2's
-/// `:authority`), Envoy's forwarding headers, the route's and destination's header edits.
-fn prepare_upstream_request(
-    parts: &mut http::request::Parts,
+/// Turns the downstream request into what every attempt sends: rewritten path, Host
+/// (HTTP/2's `:authority`), Envoy's forwarding headers, the route's and destination's
+/// header edits.
+fn template(
+    parts: http::request::Parts,
     routed: &Routed<'_>,
     target: &WeightedCluster,
     peer: SocketAddr,
     http2: bool,
-    address: &str,
-) {
+) -> Template {
     let route = routed.route;
-    let new_path = rewrite_path(route, routed.matched, routed.path);
+    let path = rewrite_path(route, routed.matched, routed.path);
     let host = route
         .rewrite
         .as_ref()
         .and_then(|r| r.authority.clone())
         .unwrap_or_else(|| routed.authority.to_string());
-    prepare_request_headers(&mut parts.headers, &host, peer);
-    // The first try; retries will count up.
-    parts
-        .headers
-        .insert("x-envoy-attempt-count", HeaderValue::from_static("1"));
-    route.request_headers.apply(&mut parts.headers);
-    target.request_headers.apply(&mut parts.headers);
-    if http2 {
-        // HTTP/2 carries the host as `:authority`, as Envoy sends it.
-        let host = parts
-            .headers
-            .remove(header::HOST)
-            .and_then(|h| h.to_str().ok().map(str::to_string))
-            .unwrap_or_else(|| address.to_string());
-        parts.uri = Uri::try_from(format!("http://{host}{new_path}"))
-            .or_else(|_| Uri::try_from(format!("http://{address}{new_path}")))
-            .unwrap_or_default();
-        parts.version = Version::HTTP_2;
-    } else {
-        parts.uri = Uri::try_from(new_path.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
-        parts.version = Version::HTTP_11;
+    let mut headers = parts.headers;
+    prepare_request_headers(&mut headers, &host, peer);
+    route.request_headers.apply(&mut headers);
+    target.request_headers.apply(&mut headers);
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or(host, str::to_string);
+    Template {
+        method: parts.method,
+        path,
+        host,
+        headers,
+        http2,
+        version: parts.version,
     }
 }
 
@@ -406,6 +428,35 @@ fn send_error(e: SendError, cluster: &str, address: &str) -> ProxyError {
         SendError::Request(e) => ProxyError::UpstreamReset(format!("{cluster}: {address}: {e}")),
         SendError::Overflow(why) => ProxyError::Overflow(format!("{cluster}: {why}")),
     }
+}
+
+/// The answer an injected abort gets: its HTTP status, or a trailers-only gRPC answer
+/// carrying its gRPC status; either says `FI` in `x-weft-reason`.
+fn fault_reply(abort: AbortWith) -> Response<Body> {
+    let status = match abort {
+        AbortWith::Http(status) => status,
+        AbortWith::Grpc(_) => 200,
+    };
+    let error = ProxyError::FaultAbort(status);
+    let body = if let AbortWith::Grpc(_) = abort {
+        ""
+    } else {
+        error.body()
+    };
+    let mut resp = local_reply(error.status(), body, Some(&error));
+    if let AbortWith::Grpc(code) = abort {
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from(u16::from(code)));
+        headers.insert(
+            "grpc-message",
+            HeaderValue::from_static("fault filter abort"),
+        );
+    }
+    resp
 }
 
 /// Envoy answers upgrades it has no config for with 403.

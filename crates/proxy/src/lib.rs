@@ -9,6 +9,7 @@ pub mod drain;
 pub mod error;
 pub mod http;
 pub mod registry;
+pub mod resilience;
 pub mod route;
 pub mod run;
 pub mod sidecar;

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{Request, Response, Uri};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -380,5 +379,5 @@ async fn forward_to(
             }
         })?;
     crate::http::strip_hop_by_hop(resp.headers_mut());
-    Ok(resp.map(BodyExt::boxed))
+    Ok(resp.map(crate::http::boxed))
 }

@@ -75,6 +75,8 @@ pub struct Route {
     pub response_headers: HeaderOps,
     pub rewrite: Option<Rewrite>,
     pub cors: Option<crate::route::Cors>,
+    /// Timeout, retries, faults, mirrors.
+    pub policy: crate::resilience::RoutePolicy,
 }
 
 /// What a matched route does.

@@ -12,6 +12,7 @@ use crate::validate::{Duration, Validate, Validator};
 
 mod analysis;
 mod http;
+pub use http::GRPC_STATUSES;
 mod l4;
 mod names;
 mod rules;

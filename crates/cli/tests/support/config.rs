@@ -46,3 +46,48 @@ spec:
 "
     )
 }
+
+/// `<name>.default.svc.cluster.local:9080` with one endpoint on 127.0.0.1 per backend
+/// port; `protocol` is the port's protocol (and, lower-cased, its name).
+pub fn service(name: &str, protocol: &str, ports: &[u16]) -> String {
+    let port_name = protocol.to_ascii_lowercase();
+    let endpoints: String = ports
+        .iter()
+        .map(|p| format!("  - address: 127.0.0.1\n    ports:\n      {port_name}: {p}\n"))
+        .collect();
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: {name}
+spec:
+  hosts:
+  - {name}.default.svc.cluster.local
+  location: MESH_INTERNAL
+  ports:
+  - number: 9080
+    name: {port_name}
+    protocol: {protocol}
+  resolution: STATIC
+  endpoints:
+{endpoints}"
+    )
+}
+
+/// A VirtualService for every host on Gateway `gateway`, with `http` as its routes (items
+/// of `spec.http`, indented two spaces).
+pub fn virtual_service(name: &str, gateway: &str, http: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: {name}
+spec:
+  hosts:
+  - \"*\"
+  gateways:
+  - {gateway}
+  http:
+{http}"
+    )
+}

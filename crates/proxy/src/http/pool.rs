@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -127,8 +126,8 @@ struct Inner {
     reaper: bool,
 }
 
-/// The proxy's upstream connections.
-#[derive(Default)]
+/// The proxy's upstream connections (a handle: clones share them).
+#[derive(Default, Clone)]
 pub struct Pool {
     inner: Arc<Mutex<Inner>>,
 }
@@ -152,7 +151,7 @@ impl Pool {
             self.send_http2(key, req).await
         } else {
             let resp = self.send_http1(key, req).await?;
-            Ok(resp.map(BodyExt::boxed))
+            Ok(resp.map(super::boxed))
         }
     }
 
@@ -203,11 +202,10 @@ impl Pool {
         let stream = Stream::open(&activity);
         let resp = sender.send_request(req).await.map_err(SendError::Request)?;
         Ok(resp.map(|inner| {
-            Tracked {
+            super::boxed(Tracked {
                 inner,
                 _stream: stream,
-            }
-            .boxed()
+            })
         }))
     }
 

@@ -12,6 +12,7 @@ use weft_api::networking::virtual_service::{
 use super::ProxyIdentity;
 use super::clusters::Clusters;
 use super::{Action, DerivePort, Redirect, Rewrite, Route, WeightedCluster};
+use crate::resilience::RoutePolicy;
 use crate::route::{Cors, HeaderOps, RouteMatch, StrMatcher};
 
 /// Where a route is being compiled for.
@@ -107,6 +108,7 @@ pub(super) fn compile_route(
         None => None,
     };
     let cors = http.cors_policy.as_ref().map(Cors::compile).transpose()?;
+    let policy = RoutePolicy::compile(http, |d| clusters.cluster_for(d, ctx.namespace));
     Ok(Some(Route {
         name: http.name.clone(),
         matches,
@@ -115,6 +117,7 @@ pub(super) fn compile_route(
         response_headers,
         rewrite,
         cors,
+        policy,
     }))
 }
 

@@ -355,6 +355,7 @@ fn default_route(cluster: String) -> Route {
         response_headers: Default::default(),
         rewrite: None,
         cors: None,
+        policy: Default::default(),
     }
 }
 

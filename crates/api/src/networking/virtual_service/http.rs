@@ -405,8 +405,8 @@ fn fault_abort(at: &FieldPath, abort: &FaultAbort, v: &mut Validator<'_>) {
     }
 }
 
-/// gRPC status names Istio accepts in `grpcStatus`.
-const GRPC_STATUSES: &[&str] = &[
+/// gRPC status names Istio accepts in `grpcStatus`, in the order of their codes (0-16).
+pub const GRPC_STATUSES: &[&str] = &[
     "OK",
     "CANCELLED",
     "UNKNOWN",

@@ -70,6 +70,7 @@ pub(super) fn compile(
         response_headers: Default::default(),
         rewrite: None,
         cors: None,
+        policy: Default::default(),
     }))
 }
 
