@@ -63,6 +63,11 @@ pub struct ProxyArgs {
     /// connection is closed.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     request_headers_timeout: Duration,
+    /// How long a request's stream may see nothing happen (no answer yet, no next piece of
+    /// the answer's body) before it is given up: 504 `SI` (Envoy's stream_idle_timeout).
+    /// 0s turns it off.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    stream_idle_timeout: Duration,
     /// The largest request headers accepted, in KiB (Envoy's max_request_headers_kb):
     /// larger ones get 431.
     #[arg(long, default_value = "60", value_parser = clap::value_parser!(u32).range(1..=8192))]
@@ -176,6 +181,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         limits: ServerLimits {
             max_request_headers_kb: args.max_request_headers_kb,
             request_headers_timeout: args.request_headers_timeout,
+            stream_idle_timeout: Some(args.stream_idle_timeout).filter(|t| !t.is_zero()),
             ..ServerLimits::default()
         },
         logging: Some(logging),

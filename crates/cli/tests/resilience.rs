@@ -16,15 +16,16 @@ use support::{DEADLINE, Gateway, TempDir, closed_port, eventually, free_port};
 /// A gateway on a free port routing every host by `http` (items of `spec.http`), with a
 /// ServiceEntry `<name>.default.svc.cluster.local:9080` per `(name, backend ports)`.
 fn mesh(test: &str, http: &str, services: &[(&str, &[u16])]) -> (TempDir, Gateway) {
-    mesh_with(test, http, services, &[])
+    mesh_with(test, http, services, &[], &[])
 }
 
-/// [`mesh`] with more config files, `(file name, YAML)`.
+/// [`mesh`] with more config files, `(file name, YAML)`, and `weft proxy` arguments.
 fn mesh_with(
     test: &str,
     http: &str,
     services: &[(&str, &[u16])],
     files: &[(&str, &str)],
+    args: &[&str],
 ) -> (TempDir, Gateway) {
     let dir = TempDir::new(test);
     for (file, text) in files {
@@ -36,7 +37,7 @@ fn mesh_with(
     for (name, ports) in services {
         dir.write(&format!("{name}.yaml"), &service(name, "HTTP", ports));
     }
-    let gw = Gateway::start(&dir, port);
+    let gw = Gateway::start_with(&dir, port, args);
     (dir, gw)
 }
 
@@ -152,6 +153,7 @@ spec:
         &rule("/", "pair", retries),
         &[("pair", &[slow.port, fast.port])],
         &[("dr.yaml", round_robin)],
+        &[],
     );
     for _ in 0..4 {
         let (reply, took) = timed(&gw, "/", &[]);
@@ -361,4 +363,39 @@ fn mesh_internal_callers_steer_timeouts_and_retries_with_envoy_headers() {
         });
         assert_eq!(forwarded, Some(vec![]), "steering headers are consumed");
     }
+}
+
+#[test]
+fn a_stream_idle_for_too_long_is_given_up() {
+    let slow = Scripted::start("slow", |_| Act::Delay(Duration::from_secs(3)));
+    let stalling = Scripted::start("stalling", |_| Act::Stall);
+    let http = rule("/stall", "stalling", "") + &rule("/", "slow", "");
+    let services: [(&str, &[u16]); 2] = [("slow", &[slow.port]), ("stalling", &[stalling.port])];
+    let args = ["--stream-idle-timeout", "300ms"];
+    let (_dir, gw) = mesh_with("stream-idle", &http, &services, &[], &args);
+    // No answer at all: 504 with Envoy's SI flag, and no retry (it is not a try's timeout).
+    let (reply, took) = timed(&gw, "/", &[]);
+    assert_eq!(reply.status, 504, "{reply:?}");
+    assert_eq!(reply.body, "stream timeout");
+    let reason = reply.header("x-weft-reason").unwrap_or_default();
+    assert!(reason.starts_with("SI: "), "{reason}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert_eq!(slow.count(), 1);
+    // An answer whose body stops coming: broken off, well before the backend's 30 s.
+    let start = Instant::now();
+    let url = format!("http://127.0.0.1:{}/stall", gw.port);
+    let out = Command::new("curl")
+        .args(["-s", "-S", &url])
+        .output()
+        .expect("run curl");
+    assert!(
+        !out.status.success(),
+        "the stalled body looked complete: {out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the first piece"));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
 }

@@ -29,6 +29,8 @@ pub enum ProxyError {
     RetriesExhausted(Box<ProxyError>),
     /// The client's side broke while the proxy read its request (`DC`).
     DownstreamReset(String),
+    /// Nothing moved on the request's stream for the stream idle timeout (504, `SI`).
+    StreamIdle(String),
 }
 
 impl ProxyError {
@@ -36,7 +38,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute(_) => http::StatusCode::NOT_FOUND,
             ProxyError::NotInRegistry(_) => http::StatusCode::BAD_GATEWAY,
-            ProxyError::Timeout(_) => http::StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Timeout(_) | ProxyError::StreamIdle(_) => http::StatusCode::GATEWAY_TIMEOUT,
             ProxyError::FaultAbort(status) => {
                 http::StatusCode::from_u16(*status).unwrap_or(http::StatusCode::BAD_REQUEST)
             }
@@ -59,6 +61,7 @@ impl ProxyError {
             ProxyError::FaultAbort(_) => "FI",
             ProxyError::RetriesExhausted(last) => last.flag(),
             ProxyError::DownstreamReset(_) => "DC",
+            ProxyError::StreamIdle(_) => "SI",
         }
     }
 
@@ -76,6 +79,7 @@ impl ProxyError {
                 "upstream connect error or disconnect/reset before headers. reset reason: overflow"
             }
             ProxyError::Timeout(_) => "upstream request timeout",
+            ProxyError::StreamIdle(_) => "stream timeout",
             ProxyError::FaultAbort(_) => "fault filter abort",
             ProxyError::RetriesExhausted(last) => last.body(),
         }
@@ -91,7 +95,8 @@ impl ProxyError {
             | ProxyError::NotInRegistry(d)
             | ProxyError::Overflow(d)
             | ProxyError::Timeout(d)
-            | ProxyError::DownstreamReset(d) => d,
+            | ProxyError::DownstreamReset(d)
+            | ProxyError::StreamIdle(d) => d,
             ProxyError::FaultAbort(_) => "injected by the route's fault policy",
             ProxyError::RetriesExhausted(last) => last.detail(),
         }

@@ -277,7 +277,8 @@ async fn forward(
         Upgrade::None => None,
     };
     let policy = &routed.route.policy;
-    let mut budget = Budget::new(policy, &mut parts.headers, down.peer.ip());
+    let idle = shared.limits.stream_idle_timeout;
+    let mut budget = Budget::new(policy, &mut parts.headers, down.peer.ip(), idle);
     // Upgrades need HTTP/1.1 end to end, and go once.
     let http2 = websocket.is_none() && upstream_http2(cluster, parts.version);
     let downstream_upgrade = websocket
@@ -332,10 +333,10 @@ async fn forward(
         set_cookie,
         downstream_upgrade,
     );
-    if let Some(deadline) = budget.deadline
+    if (budget.deadline.is_some() || idle.is_some())
         && resp.status() != StatusCode::SWITCHING_PROTOCOLS
     {
-        resp = resp.map(|b| replay::Deadline::wrap(b, deadline));
+        resp = resp.map(|b| replay::Watched::wrap(b, budget.deadline, idle));
     }
     // The client hears its own protocol whatever the upstream spoke (an HTTP/1.0
     // upstream's answer goes out as HTTP/1.1 to an HTTP/1.1 client), as with Envoy.

@@ -4,7 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -21,6 +26,8 @@ pub enum Act {
     Delay(Duration),
     /// Close the connection without answering.
     Reset,
+    /// Answer 200 with the first piece of a body, then send nothing more for 30 s.
+    Stall,
 }
 
 type Script = dyn Fn(usize) -> Act + Send + Sync;
@@ -101,7 +108,7 @@ async fn answer(
     name: &str,
     script: &Script,
     seen: &Mutex<Vec<Seen>>,
-) -> Result<Response<Full<Bytes>>, std::io::Error> {
+) -> Result<Response<BoxBody<Bytes, std::io::Error>>, std::io::Error> {
     let header = |n: &str| {
         req.headers()
             .get(n)
@@ -141,6 +148,13 @@ async fn answer(
     let echo = json!({"backend": name, "n": n, "path": path, "host": host, "attempt": attempt, "body": body});
     let status = match act {
         Act::Reset => return Err(std::io::Error::other("scripted reset")),
+        Act::Stall => {
+            let stalling = Stalling {
+                first: Some(Bytes::from_static(b"the first piece\n")),
+                stall: Box::pin(tokio::time::sleep(Duration::from_secs(30))),
+            };
+            return Ok(Response::new(stalling.boxed()));
+        }
         Act::Delay(d) => {
             tokio::time::sleep(d).await;
             200
@@ -148,9 +162,31 @@ async fn answer(
         Act::Echo => 200,
         Act::Status(s) => s,
     };
-    let mut resp = Response::new(Full::new(Bytes::from(format!("{echo}\n"))));
+    let body = Full::new(Bytes::from(format!("{echo}\n"))).map_err(|never| match never {});
+    let mut resp = Response::new(body.boxed());
     *resp.status_mut() = hyper::StatusCode::from_u16(status).map_err(std::io::Error::other)?;
     let name = hyper::header::HeaderValue::try_from(name).map_err(std::io::Error::other)?;
     resp.headers_mut().insert("x-backend", name);
     Ok(resp)
+}
+
+/// A body that sends one piece, then nothing until its stall is over.
+struct Stalling {
+    first: Option<Bytes>,
+    stall: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for Stalling {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        self.stall.as_mut().poll(cx).map(|()| None)
+    }
 }

@@ -39,6 +39,8 @@ pub(super) struct Budget<'p> {
     /// When the route's timeout runs out (none: never).
     pub deadline: Option<Instant>,
     pub per_try: Option<Duration>,
+    /// The stream idle timeout: the longest wait for an answer with nothing happening.
+    pub idle: Option<Duration>,
     pub retry: Cow<'p, RetryPolicy>,
     /// Response headers that make an answer retriable (`retriable-headers`).
     pub retriable_headers: Vec<String>,
@@ -47,10 +49,16 @@ pub(super) struct Budget<'p> {
 impl<'p> Budget<'p> {
     /// The route's policy, adjusted by the caller's `x-envoy-*` headers when the caller is
     /// mesh-internal (Envoy ignores them from anyone else); the headers are removed.
-    pub fn new(policy: &'p RoutePolicy, headers: &mut HeaderMap, peer: IpAddr) -> Self {
+    pub fn new(
+        policy: &'p RoutePolicy,
+        headers: &mut HeaderMap,
+        peer: IpAddr,
+        idle: Option<Duration>,
+    ) -> Self {
         let mut budget = Budget {
             deadline: None,
             per_try: policy.retry.per_try_timeout,
+            idle,
             retry: Cow::Borrowed(&policy.retry),
             retriable_headers: Vec::new(),
         };
@@ -297,11 +305,13 @@ impl Attempts<'_> {
         let set_cookie = pick.set_cookie.take();
         ClusterStats::bump(&stats.upstream_rq_total);
         let req = self.template.request(attempt, body, &address);
-        let per_try = self.budget.per_try.map(|d| Instant::now() + d);
-        let until = match (self.budget.deadline, per_try) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let now = Instant::now();
+        let per_try = self.budget.per_try.map(|d| now + d);
+        let idle = self.budget.idle.map(|d| now + d);
+        let until = [self.budget.deadline, per_try, idle]
+            .into_iter()
+            .flatten()
+            .min();
         let send = self
             .shared
             .pool
@@ -310,20 +320,33 @@ impl Attempts<'_> {
             None => send.await,
             Some(until) => match tokio::time::timeout_at(until, send).await {
                 Ok(sent) => sent,
-                Err(_) => return self.timed_out(stats, address, attempt),
+                Err(_) => return self.timed_out(stats, address, attempt, per_try),
             },
         };
         drop(pick);
         self.classify(sent, stats, address, set_cookie)
     }
 
-    /// An attempt ran out of time: the route's (final) or its own (retriable).
-    fn timed_out(&self, stats: &ClusterStats, address: String, attempt: u32) -> Tried {
+    /// An attempt ran out of time: the route's (final), its own (retriable), or the
+    /// stream's idle time (final).
+    fn timed_out(
+        &self,
+        stats: &ClusterStats,
+        address: String,
+        attempt: u32,
+        per_try: Option<Instant>,
+    ) -> Tried {
         self.cluster
             .report(&stats.health, &address, Outcome::Timeout);
         if self.budget.timed_out() {
             ClusterStats::bump(&stats.upstream_rq_timeout);
             return Tried::Final(self.timeout_error(attempt));
+        }
+        if per_try.is_none_or(|t| Instant::now() < t) {
+            return Tried::Final(ProxyError::StreamIdle(format!(
+                "{}: {address} sent nothing for the stream idle timeout",
+                self.cluster.name
+            )));
         }
         ClusterStats::bump(&stats.upstream_rq_per_try_timeout);
         let e = ProxyError::Timeout(format!(

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
@@ -169,25 +170,30 @@ impl hyper::body::Body for Prefixed {
     }
 }
 
-/// A response body that must be over by the request's deadline: past it the stream is
-/// broken off with an error (the headers have gone out, so there is no 504 to send), as
-/// Envoy resets a response its route timeout catches mid-body.
-pub struct Deadline {
+/// A response body watched by the request's timeouts: past the route's deadline, or once
+/// nothing has come for the stream idle timeout, the stream is broken off with an error
+/// (the headers have gone out, so there is no 504 to send), as Envoy resets it.
+pub struct Watched {
     inner: Body,
-    sleep: Pin<Box<Sleep>>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    idle: Option<Duration>,
+    /// Armed only while the body waits (most bodies never do: no timer for them).
+    idle_timer: Option<Pin<Box<Sleep>>>,
 }
 
-impl Deadline {
-    pub fn wrap(inner: Body, deadline: Instant) -> Body {
-        Deadline {
+impl Watched {
+    pub fn wrap(inner: Body, deadline: Option<Instant>, idle: Option<Duration>) -> Body {
+        Watched {
             inner,
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            idle,
+            idle_timer: None,
         }
         .boxed()
     }
 }
 
-impl hyper::body::Body for Deadline {
+impl hyper::body::Body for Watched {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -196,12 +202,24 @@ impl hyper::body::Body for Deadline {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            // Activity: the idle clock starts again when the body next waits.
+            self.idle_timer = None;
             return Poll::Ready(frame);
         }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err("UT: upstream request timeout".into()))),
-            Poll::Pending => Poll::Pending,
+        if let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Some(Err("UT: upstream request timeout".into())));
         }
+        if let Some(idle) = self.idle {
+            let timer = self
+                .idle_timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Some(Err("SI: stream timeout".into())));
+            }
+        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {

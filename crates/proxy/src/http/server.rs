@@ -26,6 +26,11 @@ pub struct ServerLimits {
     /// connection is closed (slowloris). Envoy's `request_headers_timeout` is off by
     /// default and leans on its 1h idle timeout; we close after 30s, hyper's default.
     pub request_headers_timeout: Duration,
+    /// How long a request's stream may see no activity, waiting for the upstream's
+    /// answer or for the next piece of its body (Envoy's `stream_idle_timeout`, 5 min by
+    /// default): 504 `SI` before the answer's headers, a broken-off stream after.
+    /// `None`: never.
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 impl ServerLimits {
@@ -40,6 +45,7 @@ impl Default for ServerLimits {
             max_request_headers_kb: 60,
             max_headers: 100,
             request_headers_timeout: Duration::from_secs(30),
+            stream_idle_timeout: Some(Duration::from_secs(300)),
         }
     }
 }
