@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 pub mod config;
 #[allow(dead_code)]
+pub mod status;
+#[allow(dead_code)]
 pub mod tcp;
 
 /// How long start-up and config reloads may take before a test gives up.
