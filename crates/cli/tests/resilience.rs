@@ -121,6 +121,31 @@ fn istio_default_policy_retries_503_twice_and_attempts_zero_turns_it_off() {
 }
 
 #[test]
+fn retries_go_to_another_endpoint_than_the_one_that_failed() {
+    let bad = Scripted::start("bad", |_| Act::Status(503));
+    let good = Scripted::start("good", |_| Act::Echo);
+    // The default load balancer (least request, two random choices) with Istio's default
+    // retry policy: were retries not steered away from the endpoint that failed, half
+    // the retries would go back to it (and one request in eight get its 503).
+    let (_dir, gw) = mesh(
+        "retry-other-host",
+        &rule("/", "pair", ""),
+        &[("pair", &[bad.port, good.port])],
+    );
+    for _ in 0..20 {
+        let reply = gw.get("/", &[]);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(reply.header("x-backend"), Some("good"));
+    }
+    let retried = bad.seen();
+    assert!(!retried.is_empty(), "the failing endpoint was never picked");
+    assert!(
+        retried.iter().all(|s| s.attempt.as_deref() == Some("1")),
+        "a retry went back to the endpoint that had failed: {retried:?}"
+    );
+}
+
+#[test]
 fn exhausted_retries_on_connect_failures_say_urx() {
     let (port, _closed) = closed_port();
     let (_dir, gw) = mesh("retry-urx", &rule("/", "gone", ""), &[("gone", &[port])]);

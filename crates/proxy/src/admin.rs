@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::http::{Body, Shared};
 use crate::run::LogControl;
+use crate::tables::Tables;
 
 /// What the admin API acts on besides the shared state.
 pub struct Admin {
@@ -131,15 +133,7 @@ fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<B
             Ok(json) => text(StatusCode::OK, json),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the tables: {e}\n")),
         },
-        (&Method::GET, "/clusters") => {
-            let mut out = String::new();
-            for c in tables.clusters.values() {
-                for e in &c.endpoints {
-                    let _ = writeln!(out, "{}::{}::health_flags::healthy", c.name, e.address);
-                }
-            }
-            text(StatusCode::OK, out)
-        }
+        (&Method::GET, "/clusters") => text(StatusCode::OK, clusters(&tables, shared)),
         (&Method::GET, "/listeners") => {
             let out: String = tables.listeners.keys().map(|p| format!("0.0.0.0_{p}::0.0.0.0:{p}\n")).collect();
             text(StatusCode::OK, out)
@@ -150,6 +144,29 @@ fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<B
         }
         _ => text(StatusCode::NOT_FOUND, "unknown admin path: try /config_dump, /clusters, /listeners, /ready, /stats, POST /logging?level=, POST /quitquitquit\n".into()),
     }
+}
+
+/// `/clusters`: each endpoint's health flags as Envoy prints them, `healthy` or
+/// `/failed_outlier_check` for one outlier detection has ejected.
+fn clusters(tables: &Tables, shared: &Shared) -> String {
+    let now = Instant::now();
+    let mut out = String::new();
+    for c in tables.clusters.values() {
+        // Only a cluster with outlier detection can have an ejected endpoint.
+        let health = c.outlier.is_some().then(|| shared.stats.cluster(&c.name));
+        for e in &c.endpoints {
+            let ejected = health
+                .as_ref()
+                .is_some_and(|s| s.health.is_ejected(&e.address, now));
+            let flags = if ejected {
+                "/failed_outlier_check"
+            } else {
+                "healthy"
+            };
+            let _ = writeln!(out, "{}::{}::health_flags::{flags}", c.name, e.address);
+        }
+    }
+    out
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {

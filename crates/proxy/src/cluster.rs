@@ -8,7 +8,7 @@ pub mod outlier;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use serde::Serialize;
@@ -207,33 +207,27 @@ impl Cluster {
         })
     }
 
-    /// Records what an attempt to `address` came to, for outlier detection.
+    /// Records what an attempt to `address` came to, for outlier detection (nothing to
+    /// do, and no lock taken, for a cluster without it).
     pub fn report(&self, health: &outlier::Health, address: &str, outcome: outlier::Outcome) {
         if let Some(config) = &self.outlier {
-            health.report(config, address, outcome);
+            health.report(config, &self.endpoints, address, outcome, Instant::now());
         }
     }
 
-    /// Picks an endpoint for `req`, or `None` when there is none to pick. A retry re-picks
-    /// (up to Envoy's 5 host selection attempts) rather than land on an endpoint an earlier
-    /// attempt used, when the cluster has another.
+    /// Picks an endpoint for `req`, or `None` when there is none to pick (every endpoint
+    /// ejected and no panic). A retry avoids endpoints earlier attempts used when the
+    /// cluster has another.
     pub fn pick(&self, req: &PickRequest<'_>) -> Option<Pick<'_>> {
-        const HOST_SELECTION_ATTEMPTS: usize = 5;
         if let LbPolicy::Passthrough = self.lb {
             return req.original_dst.map(|a| Pick {
                 target: Target::OriginalDst(a),
                 set_cookie: None,
             });
         }
+        let excluded = self.avoiding(req, self.ejected(req));
         let mut set_cookie = None;
-        let mut i = self.choose(req, &mut set_cookie)?;
-        for _ in 1..HOST_SELECTION_ATTEMPTS {
-            let used = |i: usize| req.avoid.iter().any(|a| *a == self.endpoints[i].address);
-            if !used(i) {
-                break;
-            }
-            i = self.choose(req, &mut set_cookie)?;
-        }
+        let i = self.choose(req, &mut set_cookie, excluded.as_deref())?;
         let endpoint = self.endpoints.get(i)?;
         endpoint.active.fetch_add(1, Ordering::Relaxed);
         Some(Pick {
@@ -242,25 +236,84 @@ impl Cluster {
         })
     }
 
-    /// One load-balancing decision: the index of an endpoint.
-    fn choose(&self, req: &PickRequest<'_>, set_cookie: &mut Option<String>) -> Option<usize> {
+    /// `excluded` plus the endpoints a retry's earlier attempts used, as long as that
+    /// leaves one to pick: Envoy's `previous_hosts` predicate re-picks up to five times to
+    /// miss them, Weft leaves them out of the choice, so a retry certainly goes elsewhere
+    /// when the cluster has somewhere else.
+    fn avoiding(&self, req: &PickRequest<'_>, excluded: Option<Vec<bool>>) -> Option<Vec<bool>> {
+        if req.avoid.is_empty() {
+            return excluded;
+        }
+        let mask: Vec<bool> = self
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                excluded.as_ref().is_some_and(|x| x.get(i) == Some(&true))
+                    || req.avoid.contains(&e.address)
+            })
+            .collect();
+        if mask.iter().all(|x| *x) {
+            excluded
+        } else {
+            Some(mask)
+        }
+    }
+
+    /// The endpoints outlier detection has ejected (`true` at their index), or `None`
+    /// when the load balancer may use them all: no outlier detection, nothing ejected, or
+    /// panic (too few healthy endpoints left, `minHealthPercent`).
+    fn ejected(&self, req: &PickRequest<'_>) -> Option<Vec<bool>> {
+        let (config, health) = (self.outlier.as_ref()?, req.health?);
+        let ejected = health.ejected(&self.endpoints, Instant::now())?;
+        let healthy = ejected.iter().filter(|e| !**e).count();
+        (!config.panics(healthy, ejected.len())).then_some(ejected)
+    }
+
+    /// One load-balancing decision over the endpoints not `ejected`: the index of an
+    /// endpoint. Each policy balances over the healthy endpoints alone, as Envoy's do
+    /// over its healthy host set; consistent hashing walks on from the key's place to
+    /// the next healthy entry.
+    fn choose(
+        &self,
+        req: &PickRequest<'_>,
+        set_cookie: &mut Option<String>,
+        ejected: Option<&[bool]>,
+    ) -> Option<usize> {
         let n = self.endpoints.len();
-        let i = match (&self.lb, n) {
+        let healthy = |i: usize| ejected.is_none_or(|e| e.get(i) == Some(&false));
+        let live = ejected.map_or(n, |e| e.iter().filter(|x| !**x).count());
+        // The index of the k-th healthy endpoint.
+        let nth = |k: usize| match ejected {
+            None => Some(k),
+            Some(e) => e
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| !**x)
+                .nth(k)
+                .map(|(i, _)| i),
+        };
+        let i = match (&self.lb, live) {
             (_, 0) => return None,
             (LbPolicy::ConsistentHash { key, table }, _) => {
                 let outcome = key.evaluate(req);
                 *set_cookie = outcome.set_cookie;
                 // Envoy: a request without the hash key goes to a random endpoint.
-                table.lookup(outcome.hash.unwrap_or_else(|| fastrand::u64(..)))?
+                let hash = outcome.hash.unwrap_or_else(|| fastrand::u64(..));
+                match ejected {
+                    None => table.lookup(hash)?,
+                    Some(_) => table.lookup_where(hash, healthy)?,
+                }
             }
-            (_, 1) => 0,
+            (_, 1) => nth(0)?,
             (LbPolicy::RoundRobin | LbPolicy::Passthrough, _) => {
-                self.next.fetch_add(1, Ordering::Relaxed) % n
+                nth(self.next.fetch_add(1, Ordering::Relaxed) % live)?
             }
-            (LbPolicy::Random, _) => fastrand::usize(..n),
+            (LbPolicy::Random, _) => nth(fastrand::usize(..live))?,
             (LbPolicy::LeastRequest, _) => {
-                let a = fastrand::usize(..n);
-                let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+                let a = fastrand::usize(..live);
+                let b = (a + 1 + fastrand::usize(..live - 1)) % live;
+                let (a, b) = (nth(a)?, nth(b)?);
                 let load = |i: usize| self.endpoints[i].active.load(Ordering::Relaxed);
                 if load(b) < load(a) { b } else { a }
             }

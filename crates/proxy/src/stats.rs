@@ -120,6 +120,10 @@ impl Stats {
             for (counter, value) in c.counters() {
                 lines.insert(format!("cluster.{name}.{counter}"), load(value));
             }
+            c.health
+                .render(std::time::Instant::now(), &mut |stat, value| {
+                    lines.insert(format!("cluster.{name}.outlier_detection.{stat}"), value);
+                });
         }
         lines.insert(
             "downstream_rq_total".to_string(),

@@ -223,6 +223,28 @@ impl HashTable {
         usize::try_from(index).ok()
     }
 
+    /// The first endpoint `usable` accepts, walking the table from `hash`'s place. On a
+    /// ring that is what a ring built without the unusable endpoints gives (up to the
+    /// ring's resizing); on a Maglev table it is the next slot's owner, an approximation
+    /// of the rebuilt table's choice. `None` when no entry is usable.
+    pub fn lookup_where(&self, hash: u64, usable: impl Fn(usize) -> bool) -> Option<usize> {
+        let accept = |index: &u32| usize::try_from(*index).ok().filter(|i| usable(*i));
+        match self {
+            HashTable::Ring(ring) => {
+                let at = ring.partition_point(|(h, _)| *h < hash);
+                ring[at..]
+                    .iter()
+                    .chain(&ring[..at])
+                    .find_map(|(_, index)| accept(index))
+            }
+            HashTable::Maglev(table) => {
+                let size = table.len() as u64;
+                let at = usize::try_from(hash % size.max(1)).ok()?.min(table.len());
+                table[at..].iter().chain(&table[..at]).find_map(accept)
+            }
+        }
+    }
+
     /// Entries in the table.
     pub fn len(&self) -> usize {
         match self {

@@ -342,3 +342,174 @@ fn tcp_connections_hash_on_the_source_ip_only() {
     let first = pick(1000);
     assert!((1001..1020).all(|p| pick(p) == first));
 }
+
+/// `c` with outlier detection ejecting after one 500, up to every endpoint, with
+/// `min_health` as the panic threshold.
+fn with_outlier_detection(mut c: Cluster, min_health: u32) -> Cluster {
+    c.outlier = Some(outlier::OutlierConfig {
+        consecutive_5xx: outlier::Threshold {
+            consecutive: 1,
+            enforcing: true,
+        },
+        max_ejection_percent: 100,
+        min_health_percent: min_health,
+        ..outlier::OutlierConfig::default()
+    });
+    c
+}
+
+fn eject(c: &Cluster, health: &outlier::Health, i: usize) {
+    c.report(
+        health,
+        &c.endpoints[i].address,
+        outlier::Outcome::Status(500),
+    );
+}
+
+/// The addresses `picks` requests go to.
+fn picked(c: &Cluster, health: &outlier::Health, headers: &HeaderMap, picks: usize) -> Vec<String> {
+    (0..picks)
+        .map(|_| {
+            let mut req = request(headers, "/");
+            req.health = Some(health);
+            pick_address(c, &req)
+        })
+        .collect()
+}
+
+#[test]
+fn every_policy_skips_ejected_endpoints() {
+    let policies = [
+        LbPolicy::RoundRobin,
+        LbPolicy::Random,
+        LbPolicy::LeastRequest,
+        LbPolicy::ConsistentHash {
+            key: HashKey::Header("x-user".into()),
+            table: ring(4),
+        },
+        LbPolicy::ConsistentHash {
+            key: HashKey::Header("x-user".into()),
+            table: HashTable::maglev(
+                &addresses(4).iter().map(String::as_str).collect::<Vec<_>>(),
+                DEFAULT_MAGLEV_TABLE_SIZE,
+            ),
+        },
+    ];
+    for lb in policies {
+        let name = format!("{lb:?}");
+        let c = with_outlier_detection(cluster(lb, 4), 0);
+        let health = outlier::Health::default();
+        eject(&c, &health, 1);
+        eject(&c, &health, 2);
+        let mut seen: Vec<String> = (0..200)
+            .flat_map(|i| {
+                let mut headers = HeaderMap::new();
+                headers.insert("x-user", format!("user-{i}").parse().unwrap());
+                picked(&c, &health, &headers, 1)
+            })
+            .collect();
+        seen.sort();
+        seen.dedup();
+        let healthy = vec![
+            c.endpoints[0].address.clone(),
+            c.endpoints[3].address.clone(),
+        ];
+        assert_eq!(seen, healthy, "{name}");
+    }
+}
+
+#[test]
+fn consistent_hash_moves_only_the_keys_of_the_ejected_endpoint() {
+    let c = with_outlier_detection(hashed(HashKey::Header("x-user".into()), ring(4), 4), 0);
+    let health = outlier::Health::default();
+    let route = |i: usize| {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-user", format!("user-{i}").parse().unwrap());
+        picked(&c, &health, &headers, 1).remove(0)
+    };
+    let before: Vec<String> = (0..300).map(route).collect();
+    eject(&c, &health, 2);
+    let ejected = &c.endpoints[2].address;
+    for (i, was) in before.iter().enumerate() {
+        let now = route(i);
+        if was == ejected {
+            assert_ne!(&now, ejected);
+        } else {
+            assert_eq!(&now, was, "key {i} moved though its endpoint is healthy");
+        }
+    }
+}
+
+#[test]
+fn round_robin_still_alternates_over_the_healthy_ones() {
+    let c = with_outlier_detection(cluster(LbPolicy::RoundRobin, 3), 0);
+    let health = outlier::Health::default();
+    eject(&c, &health, 0);
+    let picks = picked(&c, &health, &HeaderMap::new(), 4);
+    assert_ne!(picks[0], picks[1]);
+    assert_eq!(picks[0], picks[2]);
+    assert_eq!(picks[1], picks[3]);
+}
+
+#[test]
+fn with_every_endpoint_ejected_there_is_nothing_to_pick_unless_in_panic() {
+    let headers = HeaderMap::new();
+    // Istio's default panic threshold 0: no healthy upstream.
+    let c = with_outlier_detection(cluster(LbPolicy::RoundRobin, 2), 0);
+    let health = outlier::Health::default();
+    eject(&c, &health, 0);
+    eject(&c, &health, 1);
+    let mut req = request(&headers, "/");
+    req.health = Some(&health);
+    assert!(c.pick(&req).is_none());
+    // minHealthPercent 50: with none healthy the balancer panics and uses them all.
+    let c = with_outlier_detection(cluster(LbPolicy::RoundRobin, 2), 50);
+    let health = outlier::Health::default();
+    eject(&c, &health, 0);
+    assert_eq!(
+        picked(&c, &health, &headers, 4),
+        vec![c.endpoints[1].address.clone(); 4]
+    );
+    eject(&c, &health, 1);
+    let mut seen = picked(&c, &health, &headers, 4);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 2, "in panic both endpoints get traffic");
+}
+
+#[test]
+fn a_cluster_without_outlier_detection_ignores_reports() {
+    let c = cluster(LbPolicy::RoundRobin, 2);
+    let health = outlier::Health::default();
+    for _ in 0..10 {
+        eject(&c, &health, 0);
+    }
+    let mut seen = picked(&c, &health, &HeaderMap::new(), 4);
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 2);
+}
+
+#[test]
+fn a_retry_avoids_the_endpoints_earlier_attempts_used_while_others_remain() {
+    let headers = HeaderMap::new();
+    for lb in [LbPolicy::LeastRequest, LbPolicy::Random, LbPolicy::RoundRobin] {
+        let c = cluster(lb, 3);
+        let avoid = [c.endpoints[0].address.clone(), c.endpoints[2].address.clone()];
+        for _ in 0..50 {
+            let req = PickRequest {
+                avoid: &avoid,
+                ..request(&headers, "/")
+            };
+            let pick = c.pick(&req).expect("an endpoint");
+            assert_eq!(pick.address(), c.endpoints[1].address);
+        }
+        // Every endpoint used already: any of them rather than none.
+        let all: Vec<String> = c.endpoints.iter().map(|e| e.address.clone()).collect();
+        let req = PickRequest {
+            avoid: &all,
+            ..request(&headers, "/")
+        };
+        assert!(c.pick(&req).is_some());
+    }
+}

@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use weft_api::analyze::fqdn;
 use weft_api::networking::destination_rule::{
-    ConnectionPoolSettings, ConsistentHashLb, H2UpgradePolicy, LoadBalancerSettings, SimpleLb,
-    Subset, TrafficPolicy,
+    ConnectionPoolSettings, ConsistentHashLb, H2UpgradePolicy, LoadBalancerSettings,
+    OutlierDetection, SimpleLb, Subset, TrafficPolicy,
 };
 use weft_api::networking::virtual_service::Destination;
 use weft_api::networking::{DestinationRule, VirtualService};
 use weft_api::object::Object;
 
+use crate::cluster::outlier::{DEFAULT_MAX_EJECTION_TIME, OutlierConfig, Threshold};
 use crate::cluster::{
     Cluster, ConnectionSettings, CookieSpec, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MIN_RING_SIZE,
     HashKey, HashTable, LbPolicy, TcpKeepalive, UpstreamEndpoint, UpstreamProtocol,
@@ -100,7 +101,8 @@ impl<'a> Clusters<'a> {
         let addresses: Vec<&str> = endpoints.iter().map(|e| e.address.as_str()).collect();
         let lb = load_balancer(policy.load_balancer, &addresses);
         let connection = connection_settings(policy.connection_pool, port);
-        let cluster = Cluster::new(name.clone(), port.protocol, lb, connection, endpoints);
+        let mut cluster = Cluster::new(name.clone(), port.protocol, lb, connection, endpoints);
+        cluster.outlier = policy.outlier_detection.map(outlier_config);
         self.built.insert(name.clone(), Arc::new(cluster));
         name
     }
@@ -111,6 +113,7 @@ impl<'a> Clusters<'a> {
 struct Policy<'p> {
     load_balancer: Option<&'p LoadBalancerSettings>,
     connection_pool: Option<&'p ConnectionPoolSettings>,
+    outlier_detection: Option<&'p OutlierDetection>,
 }
 
 impl<'p> Policy<'p> {
@@ -131,11 +134,13 @@ impl<'p> Policy<'p> {
             return Policy {
                 load_balancer: p.load_balancer.as_ref(),
                 connection_pool: p.connection_pool.as_ref(),
+                outlier_detection: p.outlier_detection.as_ref(),
             };
         }
         Policy {
             load_balancer: tp.load_balancer.as_ref().or(base.load_balancer),
             connection_pool: tp.connection_pool.as_ref().or(base.connection_pool),
+            outlier_detection: tp.outlier_detection.as_ref().or(base.outlier_detection),
         }
     }
 
@@ -144,10 +149,12 @@ impl<'p> Policy<'p> {
             Some(p) => Policy {
                 load_balancer: p.load_balancer.as_ref(),
                 connection_pool: p.connection_pool.as_ref(),
+                outlier_detection: p.outlier_detection.as_ref(),
             },
             None => Policy {
                 load_balancer: tp.load_balancer.as_ref(),
                 connection_pool: tp.connection_pool.as_ref(),
+                outlier_detection: tp.outlier_detection.as_ref(),
             },
         }
     }
@@ -160,6 +167,58 @@ fn port_level(
     tp.port_level_settings
         .iter()
         .find(|p| p.port.is_some_and(|sel| sel.number == u32::from(port)))
+}
+
+/// Istio's `applyOutlierDetection` and Envoy's defaults: `consecutive5xxErrors` and
+/// `consecutiveGatewayErrors` are enforced when above 0 (0 turns them off); unset, 5xx
+/// runs of 5 are enforced and gateway runs of 5 only counted. The deprecated
+/// `consecutiveErrors` means gateway errors, enforced, with 5xx ejection off (the
+/// mapping of the last Istio that read it); the newer fields override it. Local-origin
+/// failures count apart only with `splitExternalLocalOriginErrors` (5 in a row unless
+/// `consecutiveLocalOriginFailures` says otherwise). `maxEjectionPercent` 0 means Envoy's
+/// 10%; `minHealthPercent` is the panic threshold, 0 (never panic) unless set.
+fn outlier_config(od: &OutlierDetection) -> OutlierConfig {
+    let mut out = OutlierConfig::default();
+    let enforced = |n: u32| Threshold {
+        consecutive: n,
+        enforcing: n > 0,
+    };
+    let positive = |n: i32| u32::try_from(n).ok().filter(|n| *n > 0);
+    if let Some(n) = od.consecutive_errors.and_then(positive) {
+        out.consecutive_gateway = enforced(n);
+        out.consecutive_5xx.enforcing = false;
+    }
+    if let Some(n) = od.consecutive_5xx_errors {
+        out.consecutive_5xx = enforced(n);
+    }
+    if let Some(n) = od.consecutive_gateway_errors {
+        out.consecutive_gateway = enforced(n);
+    }
+    if od.split_external_local_origin_errors == Some(true) {
+        out.split_external_local_origin_errors = true;
+        if let Some(n) = od.consecutive_local_origin_failures.filter(|n| *n > 0) {
+            out.consecutive_local_origin = enforced(n);
+        }
+    }
+    if let Some(d) = od.interval.map(|d| d.get()).filter(|d| !d.is_zero()) {
+        out.interval = d;
+    }
+    if let Some(d) = od
+        .base_ejection_time
+        .map(|d| d.get())
+        .filter(|d| !d.is_zero())
+    {
+        out.base_ejection_time = d;
+    }
+    out.max_ejection_time = DEFAULT_MAX_EJECTION_TIME.max(out.base_ejection_time);
+    if let Some(p) = od.max_ejection_percent.and_then(positive) {
+        out.max_ejection_percent = p.min(100);
+    }
+    out.min_health_percent = od
+        .min_health_percent
+        .and_then(|p| u32::try_from(p).ok())
+        .map_or(0, |p| p.min(100));
+    out
 }
 
 /// The load balancer `loadBalancer` asks for; LEAST_REQUEST when it says nothing.
@@ -266,5 +325,7 @@ fn connection_settings(
     out
 }
 
+#[cfg(test)]
+mod outlier_tests;
 #[cfg(test)]
 mod tests;
