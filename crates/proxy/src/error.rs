@@ -27,6 +27,9 @@ pub enum ProxyError {
     FaultAbort(u16),
     /// Every attempt failed and no retry is left (`URX` beside the last failure's flag).
     RetriesExhausted(Box<ProxyError>),
+    /// A retry was due but the cluster's retry budget (`maxRetries`, `retryBudget`) had
+    /// none left (`UO` beside the last failure's flag).
+    RetryOverflow(Box<ProxyError>),
     /// The client's side broke while the proxy read its request (`DC`).
     DownstreamReset(String),
     /// Nothing moved on the request's stream for the stream idle timeout (504, `SI`).
@@ -42,7 +45,7 @@ impl ProxyError {
             ProxyError::FaultAbort(status) => {
                 http::StatusCode::from_u16(*status).unwrap_or(http::StatusCode::BAD_REQUEST)
             }
-            ProxyError::RetriesExhausted(last) => last.status(),
+            ProxyError::RetriesExhausted(last) | ProxyError::RetryOverflow(last) => last.status(),
             ProxyError::DownstreamReset(_) => http::StatusCode::BAD_REQUEST,
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -59,7 +62,7 @@ impl ProxyError {
             ProxyError::Overflow(_) => "UO",
             ProxyError::Timeout(_) => "UT",
             ProxyError::FaultAbort(_) => "FI",
-            ProxyError::RetriesExhausted(last) => last.flag(),
+            ProxyError::RetriesExhausted(last) | ProxyError::RetryOverflow(last) => last.flag(),
             ProxyError::DownstreamReset(_) => "DC",
             ProxyError::StreamIdle(_) => "SI",
         }
@@ -81,7 +84,7 @@ impl ProxyError {
             ProxyError::Timeout(_) => "upstream request timeout",
             ProxyError::StreamIdle(_) => "stream timeout",
             ProxyError::FaultAbort(_) => "fault filter abort",
-            ProxyError::RetriesExhausted(last) => last.body(),
+            ProxyError::RetriesExhausted(last) | ProxyError::RetryOverflow(last) => last.body(),
         }
     }
 
@@ -98,7 +101,7 @@ impl ProxyError {
             | ProxyError::DownstreamReset(d)
             | ProxyError::StreamIdle(d) => d,
             ProxyError::FaultAbort(_) => "injected by the route's fault policy",
-            ProxyError::RetriesExhausted(last) => last.detail(),
+            ProxyError::RetriesExhausted(last) | ProxyError::RetryOverflow(last) => last.detail(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let retries = match self {
             ProxyError::RetriesExhausted(_) => ",URX",
+            ProxyError::RetryOverflow(_) => ",UO",
             _ => "",
         };
         write!(f, "{}{retries}: {}", self.flag(), self.detail())

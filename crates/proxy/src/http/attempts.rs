@@ -250,18 +250,23 @@ impl Attempts<'_> {
                 if attempt > 1 && !retriable && matches!(outcome, Tried::Answer(..)) {
                     ClusterStats::bump(&stats.upstream_rq_retry_success);
                 }
-                return settle(outcome, false);
+                return settle(outcome, Ending::Done);
             }
             if attempt > retry.retries {
                 if retry.retries > 0 {
                     ClusterStats::bump(&stats.upstream_rq_retry_limit_exceeded);
                 }
-                return settle(outcome, retry.retries > 0);
+                let ending = if retry.retries > 0 {
+                    Ending::Exhausted
+                } else {
+                    Ending::Done
+                };
+                return settle(outcome, ending);
             }
             let max = self.cluster.limits.max_retries;
             let Some(slot) = breaker::acquire(&stats.breaker.retries, max) else {
                 ClusterStats::bump(&stats.upstream_rq_retry_overflow);
-                return settle(outcome, false);
+                return settle(outcome, Ending::Overflow);
             };
             _retry_slot = Some(slot);
             if let Tried::Answer(_, address) | Tried::Failed(_, _, address) = outcome {
@@ -402,13 +407,27 @@ impl Attempts<'_> {
     }
 }
 
-/// The request's result from its last attempt; `exhausted` marks a failure the retries
-/// ran out on (`URX`).
-fn settle(outcome: Tried, exhausted: bool) -> Result<Answer, ProxyError> {
-    match outcome {
-        Tried::Answer(answer, _) => Ok(answer),
-        Tried::Failed(_, e, _) if exhausted => Err(ProxyError::RetriesExhausted(Box::new(e))),
-        Tried::Failed(_, e, _) | Tried::Final(e) => Err(e),
+/// Why the attempts stopped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The last outcome is not one to retry.
+    Done,
+    /// Retriable, but the retries ran out (`URX`).
+    Exhausted,
+    /// Retriable, but the cluster's retry budget had none left (`UO`).
+    Overflow,
+}
+
+/// The request's result from its last attempt, a failure marked with why no retry
+/// followed.
+fn settle(outcome: Tried, ending: Ending) -> Result<Answer, ProxyError> {
+    match (outcome, ending) {
+        (Tried::Answer(answer, _), _) => Ok(answer),
+        (Tried::Failed(_, e, _), Ending::Exhausted) => {
+            Err(ProxyError::RetriesExhausted(Box::new(e)))
+        }
+        (Tried::Failed(_, e, _), Ending::Overflow) => Err(ProxyError::RetryOverflow(Box::new(e))),
+        (Tried::Failed(_, e, _) | Tried::Final(e), _) => Err(e),
     }
 }
 
