@@ -3,5 +3,8 @@
 //! (scoping), and pushes it to the proxies. Kubernetes plugs into the same store and
 //! registry interfaces later.
 
+pub mod api;
+pub mod metrics;
 pub mod random;
+pub mod state;
 pub mod store;

@@ -307,6 +307,8 @@ pub trait ConfigStore: Send + Sync {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub(crate) items: Vec<Incoming>,
+    /// What `weft validate` would print for it (warnings only, as it was accepted).
+    report_lines: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -345,7 +347,11 @@ impl Batch {
                 }
             })
             .collect();
-        Ok(Batch { items })
+        let report_lines = loaded.reports.iter().map(ToString::to_string).collect();
+        Ok(Batch {
+            items,
+            report_lines,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -359,6 +365,11 @@ impl Batch {
     /// The keys of the objects, in order.
     pub fn keys(&self) -> Vec<Key> {
         self.items.iter().map(|i| Key::of(&i.object)).collect()
+    }
+
+    /// The warnings `weft validate` prints for the batch, one line each.
+    pub fn report_lines(&self) -> &[String] {
+        &self.report_lines
     }
 
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
