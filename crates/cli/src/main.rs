@@ -1,6 +1,8 @@
 //! `weft`: the one binary of the Weft service mesh. Subcommands wire the crates together.
 
 mod check;
+mod control_plane;
+mod kubectl;
 mod proxy;
 
 use std::process::ExitCode;
@@ -23,6 +25,14 @@ enum Command {
     Analyze(check::AnalyzeArgs),
     /// Run a proxy (the data plane): a gateway, or a sidecar next to one workload.
     Proxy(proxy::ProxyArgs),
+    /// Run the control plane: the config store and its local API, metrics on :15014.
+    ControlPlane(control_plane::ControlPlaneArgs),
+    /// Apply config to the control plane (like `kubectl apply -f`).
+    Apply(kubectl::ApplyArgs),
+    /// Show config objects from the control plane (like `kubectl get`).
+    Get(kubectl::GetArgs),
+    /// Delete config objects from the control plane (like `kubectl delete`).
+    Delete(kubectl::DeleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +41,10 @@ fn main() -> ExitCode {
         Command::Validate(args) => check::validate(&args),
         Command::Analyze(args) => check::analyze(&args),
         Command::Proxy(args) => proxy::run(args),
+        Command::ControlPlane(args) => control_plane::run(args),
+        Command::Apply(args) => kubectl::apply(&args),
+        Command::Get(args) => kubectl::get(&args),
+        Command::Delete(args) => kubectl::delete(&args),
     };
     match result {
         Ok(code) => code,

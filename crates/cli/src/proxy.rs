@@ -93,7 +93,7 @@ enum Policy {
 }
 
 /// `250ms`, `2s`, `1m`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| format!("{text:?} needs a unit: ms, s or m"))?;

@@ -2,3 +2,9 @@
 //! knows every service and its endpoints (the registry), works out what each proxy needs
 //! (scoping), and pushes it to the proxies. Kubernetes plugs into the same store and
 //! registry interfaces later.
+
+pub mod api;
+pub mod metrics;
+pub mod random;
+pub mod state;
+pub mod store;
