@@ -493,9 +493,16 @@ fn a_cluster_without_outlier_detection_ignores_reports() {
 #[test]
 fn a_retry_avoids_the_endpoints_earlier_attempts_used_while_others_remain() {
     let headers = HeaderMap::new();
-    for lb in [LbPolicy::LeastRequest, LbPolicy::Random, LbPolicy::RoundRobin] {
+    for lb in [
+        LbPolicy::LeastRequest,
+        LbPolicy::Random,
+        LbPolicy::RoundRobin,
+    ] {
         let c = cluster(lb, 3);
-        let avoid = [c.endpoints[0].address.clone(), c.endpoints[2].address.clone()];
+        let avoid = [
+            c.endpoints[0].address.clone(),
+            c.endpoints[2].address.clone(),
+        ];
         for _ in 0..50 {
             let req = PickRequest {
                 avoid: &avoid,
