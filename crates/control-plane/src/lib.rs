@@ -2,3 +2,5 @@
 //! knows every service and its endpoints (the registry), works out what each proxy needs
 //! (scoping), and pushes it to the proxies. Kubernetes plugs into the same store and
 //! registry interfaces later.
+
+pub mod scope;

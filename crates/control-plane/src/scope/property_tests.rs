@@ -1,0 +1,1 @@
+//! The affected-set property on generated configs.
