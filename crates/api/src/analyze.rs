@@ -12,7 +12,7 @@ use crate::kind::Spec;
 use crate::object::Object;
 use crate::path::FieldPath;
 
-pub use hosts::{Index, fqdn, host_matches};
+pub use hosts::{CLUSTER_DOMAIN, Index, fqdn, host_matches};
 
 /// Istio's analyzer message codes.
 pub mod codes {

@@ -15,6 +15,7 @@ pub mod load;
 pub mod networking;
 pub mod object;
 pub mod path;
+pub mod registry;
 pub mod security;
 pub mod telemetry;
 pub mod validate;

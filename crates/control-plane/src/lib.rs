@@ -6,5 +6,6 @@
 pub mod api;
 pub mod metrics;
 pub mod random;
+pub mod scope;
 pub mod state;
 pub mod store;
