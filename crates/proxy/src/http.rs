@@ -282,6 +282,8 @@ async fn forward(
             &address,
             http2,
             &cluster.connection,
+            &cluster.limits,
+            &cluster_stats,
             Request::from_parts(parts, body.boxed()),
         )
         .await;
