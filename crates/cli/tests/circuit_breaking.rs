@@ -79,10 +79,15 @@ impl SlowBackend {
 /// The `httpbin` service on `backend`, behind a gateway on a free port that routes every
 /// request to it, with `rule` (a DestinationRule's YAML, or nothing) applied.
 fn setup(name: &str, backend: &SlowBackend, rule: Option<&str>) -> (TempDir, Gateway) {
+    setup_service(name, &static_service("httpbin", backend.port), rule)
+}
+
+/// [`setup`] with `service` (a ServiceEntry's YAML) as the `httpbin` service.
+fn setup_service(name: &str, service: &str, rule: Option<&str>) -> (TempDir, Gateway) {
     let dir = TempDir::new(name);
     let port = free_port();
     dir.write("gateway.yaml", &http_gateway("gw", port, &["*"]));
-    dir.write("service.yaml", &static_service("httpbin", backend.port));
+    dir.write("service.yaml", service);
     dir.write(
         "vs.yaml",
         "apiVersion: networking.istio.io/v1
@@ -248,6 +253,9 @@ fn the_fortio_walkthrough_trips_the_breaker() {
     assert_eq!((two.len(), three.len()), (20, 30));
     let (two_503, three_503) = (count_overflows(&two), count_overflows(&three));
     eprintln!("-c 2: {two_503}/20 overflowed; -c 3: {three_503}/30 overflowed");
+    let stats = curl_raw(&[&gw.admin_url("/stats")]);
+    let pending: Vec<&str> = stats.lines().filter(|l| l.contains("pending")).collect();
+    eprintln!("{}", pending.join("\n"));
     // With 3 connections, one request is in flight and one pending while the third
     // arrives: the mix the task shows.
     assert!(three_503 > 0 && three_503 < 30, "{three:?}");
@@ -273,6 +281,50 @@ fn the_fortio_walkthrough_trips_the_breaker() {
         idle.then_some(())
     });
     assert_eq!(stat(&gw, "circuit_breakers.high.rq_pending_open"), 0);
+}
+
+#[test]
+fn an_endpoint_without_connections_may_open_one_past_max_connections() {
+    let (a, b) = (
+        SlowBackend::start(Duration::from_millis(300)),
+        SlowBackend::start(Duration::from_millis(300)),
+    );
+    let service = format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: httpbin
+spec:
+  hosts:
+  - httpbin.default.svc.cluster.local
+  location: MESH_INTERNAL
+  ports:
+  - number: 9080
+    name: http
+    protocol: HTTP
+  resolution: STATIC
+  endpoints:
+  - address: 127.0.0.1
+    ports:
+      http: {}
+  - address: 127.0.0.1
+    ports:
+      http: {}
+",
+        a.port, b.port
+    );
+    // Round robin: two requests at once go to both endpoints.
+    let pool =
+        "      tcp:\n        maxConnections: 1\n    loadBalancer:\n      simple: ROUND_ROBIN\n";
+    let (_dir, gw) = setup_service("per-endpoint", &service, Some(&rule(pool)));
+    // The second endpoint's pool has no connection: as in Envoy, it opens one past the
+    // cluster's limit rather than leave its request waiting for a connection that no
+    // other endpoint's pool would ever give it.
+    let answers = load(gw.port, 2, 2);
+    assert!(answers.iter().all(|r| r.status == 200), "{answers:?}");
+    assert_eq!((a.accepted(), b.accepted()), (1, 1));
+    assert_eq!(stat(&gw, "upstream_cx_overflow"), 1);
+    assert_eq!(stat(&gw, "upstream_rq_pending_overflow"), 0);
 }
 
 #[test]

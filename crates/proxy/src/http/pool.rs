@@ -567,10 +567,9 @@ impl Pool {
             let Some(inner) = pool.upgrade() else { return };
             let mut inner = lock(&inner);
             conn.since = Instant::now();
-            if let Some(host) = inner.host(&key) {
-                host.idle.push(conn);
-                host.waiters.wake();
-            }
+            let host = inner.hosts.entry(key).or_default();
+            host.idle.push(conn);
+            host.waiters.wake();
             start_reaper(&pool, &mut inner);
         });
     }
