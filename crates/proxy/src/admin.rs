@@ -127,7 +127,9 @@ fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<B
             text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n".into())
         }
         (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE\n".into()),
-        (&Method::GET, "/stats") => text(StatusCode::OK, shared.stats.render()),
+        (&Method::GET, "/stats") => {
+            text(StatusCode::OK, shared.stats.render(|c| tables.clusters.get(c).map(|c| c.limits)))
+        }
         (&Method::POST, "/logging") => set_log_level(req, admin.logging.as_ref()),
         (&Method::GET, "/config_dump") => match serde_json::to_string_pretty(&**tables) {
             Ok(json) => text(StatusCode::OK, json),

@@ -166,7 +166,9 @@ async fn outbound(
     }
     match &target {
         Some(t) => {
-            if let Err(e) = tcp_to_service(stream, peer, dst, t, &tables).await {
+            if let Err(e) =
+                tcp_to_service(stream, peer, dst, t, &tables, &sidecar.shared.stats).await
+            {
                 tracing::debug!(%peer, %dst, reason = %e, "outbound TCP refused");
             }
         }
@@ -186,6 +188,7 @@ pub async fn tcp_to_service(
     dst: SocketAddr,
     target: &OutboundTarget,
     tables: &Tables,
+    stats: &crate::stats::Stats,
 ) -> Result<(), ProxyError> {
     if let Some(routes) = tables.sidecar.as_ref().and_then(|s| s.l4_routes(target)) {
         let (prefix, stream) = down.into_parts();
@@ -196,12 +199,15 @@ pub async fn tcp_to_service(
             original_dst: Some(dst),
             prefix: prefix.to_vec(),
         };
-        return crate::tcp::proxy(down, routes, tables).await.map(drop);
+        return crate::tcp::proxy(down, routes, tables, stats)
+            .await
+            .map(drop);
     }
     let cluster = tables
         .clusters
         .get(&target.cluster)
         .ok_or_else(|| ProxyError::NoCluster(format!("cluster {} is not known", target.cluster)))?;
+    let _connection = crate::tcp::connection_slot(cluster, &stats.cluster(&cluster.name))?;
     let pick = cluster
         .pick_connection(peer, dst, Some(dst))
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;

@@ -10,6 +10,8 @@ use std::sync::{Arc, RwLock};
 
 use http::StatusCode;
 
+use crate::cluster::breaker::Limits;
+
 /// The proxy's counters.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -39,15 +41,33 @@ pub struct ClusterStats {
     pub upstream_rq_retry_limit_exceeded: AtomicU64,
     /// Requests refused by the `http2MaxRequests` circuit breaker or the pending queue.
     pub upstream_rq_pending_overflow: AtomicU64,
+    /// Requests that had to wait for a connection.
+    pub upstream_rq_pending_total: AtomicU64,
+    /// Waiting requests failed because the connection made for them failed.
+    pub upstream_rq_pending_failure_eject: AtomicU64,
+    /// Connections not made because `maxConnections` were open.
+    pub upstream_cx_overflow: AtomicU64,
+    /// Connections made (attempts included).
+    pub upstream_cx_total: AtomicU64,
+    /// Connections closed because they carried `maxRequestsPerConnection` requests.
+    pub upstream_cx_max_requests: AtomicU64,
     pub breaker: crate::cluster::breaker::Gauges,
     pub health: crate::cluster::outlier::Health,
 }
 
 impl ClusterStats {
     /// The counters, by Envoy's name.
-    fn counters(&self) -> [(&'static str, &AtomicU64); 9] {
+    fn counters(&self) -> [(&'static str, &AtomicU64); 14] {
         [
             ("upstream_cx_connect_fail", &self.upstream_cx_connect_fail),
+            ("upstream_cx_max_requests", &self.upstream_cx_max_requests),
+            ("upstream_cx_overflow", &self.upstream_cx_overflow),
+            ("upstream_cx_total", &self.upstream_cx_total),
+            (
+                "upstream_rq_pending_failure_eject",
+                &self.upstream_rq_pending_failure_eject,
+            ),
+            ("upstream_rq_pending_total", &self.upstream_rq_pending_total),
             (
                 "upstream_rq_pending_overflow",
                 &self.upstream_rq_pending_overflow,
@@ -69,6 +89,24 @@ impl ClusterStats {
             ("upstream_rq_timeout", &self.upstream_rq_timeout),
             ("upstream_rq_total", &self.upstream_rq_total),
         ]
+    }
+
+    /// The circuit breakers' live gauges and whether each breaker is open under `limits`
+    /// (Envoy's `circuit_breakers.{default,high}.*`; Istio only uses the default
+    /// priority, so the high ones stay 0).
+    fn breaker_lines(&self, limits: &Limits) -> Vec<(String, u64)> {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let b = &self.breaker;
+        let mut lines = vec![
+            ("upstream_cx_active".to_string(), load(&b.connections)),
+            ("upstream_rq_active".to_string(), load(&b.requests)),
+            ("upstream_rq_pending_active".to_string(), load(&b.pending)),
+        ];
+        for (name, open) in b.open(limits) {
+            lines.push((format!("circuit_breakers.default.{name}"), u64::from(open)));
+            lines.push((format!("circuit_breakers.high.{name}"), 0));
+        }
+        lines
     }
 }
 
@@ -107,8 +145,9 @@ impl Stats {
             .clone()
     }
 
-    /// `name: value` lines sorted by name, as Envoy's `/stats` prints them.
-    pub fn render(&self) -> String {
+    /// `name: value` lines sorted by name, as Envoy's `/stats` prints them. `limits`
+    /// gives a cluster's circuit-breaker thresholds (`None`: not in the current tables).
+    pub fn render(&self, limits: impl Fn(&str) -> Option<Limits>) -> String {
         let mut lines = BTreeMap::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         for (name, c) in self
@@ -124,6 +163,10 @@ impl Stats {
                 .render(std::time::Instant::now(), &mut |stat, value| {
                     lines.insert(format!("cluster.{name}.outlier_detection.{stat}"), value);
                 });
+            let limits = limits(name).unwrap_or_default();
+            for (gauge, value) in c.breaker_lines(&limits) {
+                lines.insert(format!("cluster.{name}.{gauge}"), value);
+            }
         }
         lines.insert(
             "downstream_rq_total".to_string(),
@@ -157,13 +200,43 @@ mod tests {
         stats.response_sent(StatusCode::OK);
         stats.response_sent(StatusCode::NOT_FOUND);
         ClusterStats::bump(&stats.cluster("outbound|80||a").upstream_rq_total);
-        let text = stats.render();
+        let text = stats.render(|_| None);
         assert!(text.contains("downstream_rq_total: 1\n"), "{text}");
         assert!(text.contains("downstream_rq_2xx: 1\n"), "{text}");
         assert!(text.contains("downstream_rq_4xx: 1\n"), "{text}");
         assert!(text.contains("downstream_rq_5xx: 0\n"), "{text}");
         assert!(
             text.contains("cluster.outbound|80||a.upstream_rq_total: 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn circuit_breaker_gauges_render_with_envoys_names() {
+        let stats = Stats::default();
+        let c = stats.cluster("outbound|80||a");
+        let limits = Limits {
+            max_connections: 1,
+            ..Limits::default()
+        };
+        let slot = crate::cluster::breaker::acquire(&c.breaker.connections, 1);
+        ClusterStats::bump(&c.upstream_cx_overflow);
+        let text = stats.render(|name| (name == "outbound|80||a").then_some(limits));
+        for line in [
+            "cluster.outbound|80||a.upstream_cx_active: 1\n",
+            "cluster.outbound|80||a.upstream_cx_overflow: 1\n",
+            "cluster.outbound|80||a.upstream_rq_pending_active: 0\n",
+            "cluster.outbound|80||a.upstream_rq_pending_overflow: 0\n",
+            "cluster.outbound|80||a.circuit_breakers.default.cx_open: 1\n",
+            "cluster.outbound|80||a.circuit_breakers.default.rq_pending_open: 0\n",
+            "cluster.outbound|80||a.circuit_breakers.high.cx_open: 0\n",
+        ] {
+            assert!(text.contains(line), "{line}in\n{text}");
+        }
+        drop(slot);
+        let text = stats.render(|_| Some(limits));
+        assert!(
+            text.contains("cluster.outbound|80||a.circuit_breakers.default.cx_open: 0\n"),
             "{text}"
         );
     }

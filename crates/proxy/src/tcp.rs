@@ -1,7 +1,9 @@
 //! The TCP path of one connection: pick a `tcp` route (or, for TLS, a `tls` route by the
 //! ClientHello's SNI) from the tables it arrived with, pick a destination by weight once
 //! for the whole connection, connect to an endpoint and copy bytes both ways until both
-//! sides are done. Failures close the connection and are logged with Envoy's flag.
+//! sides are done. Failures close the connection and are logged with Envoy's flag. The
+//! cluster's `tcp.maxConnections` caps the connections open to it at once: past it a
+//! connection is closed at once (`UO`), as Envoy's TCP proxy does.
 
 pub mod hello;
 
@@ -13,8 +15,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::cluster::Cluster;
+use crate::cluster::breaker::{Gauge, Held, hold};
 use crate::error::ProxyError;
 use crate::http::Shared;
+use crate::stats::{ClusterStats, Stats};
 use crate::tables::{L4Destination, L4Route, L4Routes, Tables};
 use hello::Hello;
 
@@ -87,19 +92,20 @@ pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
                 original_dst: None,
                 prefix: Vec::new(),
             };
-            let _ = proxy(down, &listener.l4, &tables).await;
+            let _ = proxy(down, &listener.l4, &tables, &shared.stats).await;
         });
     }
 }
 
-/// Proxies one connection by `routes` (whose clusters are in `tables`) until both
-/// directions are closed or one fails. Never panics; errors close the connection, are
+/// Proxies one connection by `routes` (whose clusters are in `tables`; their counters in
+/// `stats`) until both directions are closed or one fails. Never panics; errors close the connection, are
 /// logged with their response flag, and are returned for the caller's telemetry; a
 /// connection that ended abruptly after it was made is a `Transfer` with an `error`.
 pub async fn proxy(
     mut down: Downstream,
     routes: &L4Routes,
     tables: &Tables,
+    stats: &Stats,
 ) -> Result<Transfer, ProxyError> {
     let (peer, destination) = (down.peer, down.destination);
     let sni = if routes.tls.is_empty() {
@@ -119,7 +125,7 @@ pub async fn proxy(
             return Err(e);
         }
     };
-    let result = forward(down, route, tables).await;
+    let result = forward(down, route, tables, stats).await;
     match &result {
         Ok(t) => tracing::debug!(
             %peer, %destination, route = %route.name, sent = t.sent, received = t.received,
@@ -188,6 +194,7 @@ async fn forward(
     mut down: Downstream,
     route: &L4Route,
     tables: &Tables,
+    stats: &Stats,
 ) -> Result<Transfer, ProxyError> {
     let target = pick_weighted(&route.destinations)
         .ok_or_else(|| ProxyError::NoCluster(format!("route {} has no destination", route.name)))?;
@@ -195,6 +202,7 @@ async fn forward(
         .clusters
         .get(&target.cluster)
         .ok_or_else(|| ProxyError::NoCluster(format!("cluster {} is not known", target.cluster)))?;
+    let _connection = connection_slot(cluster, &stats.cluster(&cluster.name))?;
     let pick = cluster
         .pick_connection(down.peer, down.destination, down.original_dst)
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
@@ -249,6 +257,23 @@ async fn forward(
     drop(pick);
     transfer.error = result.err();
     Ok(transfer)
+}
+
+/// The connection's slot in the cluster's `tcp.maxConnections`, held until it closes; past
+/// the limit the connection is refused (`upstream_cx_overflow`, flag `UO`). Unlike an HTTP
+/// pool, Envoy's TCP proxy makes no exception for an endpoint without connections: a
+/// refused connection is closed, not queued.
+pub fn connection_slot(cluster: &Cluster, stats: &Arc<ClusterStats>) -> Result<Held, ProxyError> {
+    let max = cluster.limits.max_connections;
+    let slot = hold(stats, Gauge::Connections, max).ok_or_else(|| {
+        ClusterStats::bump(&stats.upstream_cx_overflow);
+        ProxyError::Overflow(format!(
+            "{}: {max} connections open (maxConnections)",
+            cluster.name
+        ))
+    })?;
+    ClusterStats::bump(&stats.upstream_cx_total);
+    Ok(slot)
 }
 
 /// Copies `from` to `to` until `from` ends, then shuts `to`'s write side down; counts

@@ -3,9 +3,12 @@
 //! threshold is refused at once (503 `UO`) instead of queueing behind a struggling
 //! upstream, as Envoy's circuit breakers do.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
+
+use crate::stats::ClusterStats;
 
 /// The thresholds; Istio leaves every one effectively unlimited unless the
 /// DestinationRule sets it.
@@ -31,6 +34,8 @@ pub struct Limits {
 pub const UNLIMITED: u64 = u32::MAX as u64;
 
 impl Default for Limits {
+    /// Istio's defaults (`getDefaultCircuitBreakerThresholds`): every threshold `2^32-1`;
+    /// no cap on requests per connection; Envoy's HTTP/2 default of `2^31-1` streams.
     fn default() -> Self {
         Self {
             max_connections: UNLIMITED,
@@ -57,6 +62,41 @@ pub struct Gauges {
     pub retries: AtomicU64,
 }
 
+/// Which of a cluster's gauges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gauge {
+    Requests,
+    Pending,
+    Connections,
+    Retries,
+}
+
+impl Gauges {
+    pub fn get(&self, gauge: Gauge) -> &AtomicU64 {
+        match gauge {
+            Gauge::Requests => &self.requests,
+            Gauge::Pending => &self.pending,
+            Gauge::Connections => &self.connections,
+            Gauge::Retries => &self.retries,
+        }
+    }
+
+    /// Envoy's `circuit_breakers.default.*` gauges: whether each breaker is open (its
+    /// count at its threshold) under `limits`.
+    pub fn open(&self, limits: &Limits) -> [(&'static str, bool); 4] {
+        let at = |g: &AtomicU64, max: u64| g.load(Ordering::Relaxed) >= max;
+        [
+            ("cx_open", at(&self.connections, limits.max_connections)),
+            ("rq_open", at(&self.requests, limits.max_requests)),
+            (
+                "rq_pending_open",
+                at(&self.pending, limits.max_pending_requests),
+            ),
+            ("rq_retry_open", at(&self.retries, limits.max_retries)),
+        ]
+    }
+}
+
 /// One unit of a gauge, given back when dropped.
 #[derive(Debug)]
 pub struct Slot<'a>(&'a AtomicU64);
@@ -69,12 +109,53 @@ impl Drop for Slot<'_> {
 
 /// Takes one unit of `gauge` if it is below `max`.
 pub fn acquire(gauge: &AtomicU64, max: u64) -> Option<Slot<'_>> {
+    // Lazily: a `Slot` made for nothing would give back a unit never taken.
+    take(gauge, max).then(|| Slot(gauge))
+}
+
+/// One unit of a cluster's gauge that may outlive the borrow it was taken under: a
+/// connection's slot lives as long as the connection, a request's until its response body
+/// ends. Given back when dropped.
+#[derive(Debug)]
+pub struct Held {
+    stats: Arc<ClusterStats>,
+    gauge: Gauge,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.stats
+            .breaker
+            .get(self.gauge)
+            .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes one unit of `stats`' `gauge` if it is below `max`.
+pub fn hold(stats: &Arc<ClusterStats>, gauge: Gauge, max: u64) -> Option<Held> {
+    take(stats.breaker.get(gauge), max).then(|| Held {
+        stats: stats.clone(),
+        gauge,
+    })
+}
+
+/// Takes one unit of `stats`' `gauge` whatever its threshold: Envoy lets an endpoint's
+/// pool that has no connection open one past `maxConnections`, so that requests queued
+/// for that endpoint are never stranded.
+pub fn hold_anyway(stats: &Arc<ClusterStats>, gauge: Gauge) -> Held {
+    stats.breaker.get(gauge).fetch_add(1, Ordering::AcqRel);
+    Held {
+        stats: stats.clone(),
+        gauge,
+    }
+}
+
+fn take(gauge: &AtomicU64, max: u64) -> bool {
     gauge
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < max).then_some(n + 1)
         })
-        .ok()
-        .map(|_| Slot(gauge))
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -92,5 +173,48 @@ mod tests {
         assert!(acquire(&gauge, 2).is_some());
         drop(b);
         assert_eq!(gauge.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn held_slots_outlive_the_borrow_and_count_against_the_same_gauge() {
+        let stats = Arc::new(ClusterStats::default());
+        let held = hold(&stats, Gauge::Connections, 1);
+        assert!(held.is_some());
+        assert!(hold(&stats, Gauge::Connections, 1).is_none());
+        assert!(acquire(&stats.breaker.connections, 1).is_none());
+        // Past the threshold on purpose (an endpoint without connections).
+        let extra = hold_anyway(&stats, Gauge::Connections);
+        assert_eq!(stats.breaker.connections.load(Ordering::Relaxed), 2);
+        drop(held);
+        assert!(
+            hold(&stats, Gauge::Connections, 1).is_none(),
+            "still 1 open"
+        );
+        drop(extra);
+        assert!(hold(&stats, Gauge::Connections, 1).is_some());
+        assert_eq!(stats.breaker.connections.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_breaker_is_open_while_its_gauge_is_at_its_threshold() {
+        let stats = Arc::new(ClusterStats::default());
+        let limits = Limits {
+            max_pending_requests: 1,
+            ..Limits::default()
+        };
+        let open = |name| {
+            stats
+                .breaker
+                .open(&limits)
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, o)| *o)
+        };
+        assert_eq!(open("rq_pending_open"), Some(false));
+        let slot = hold(&stats, Gauge::Pending, limits.max_pending_requests);
+        assert_eq!(open("rq_pending_open"), Some(true));
+        assert_eq!(open("cx_open"), Some(false));
+        drop(slot);
+        assert_eq!(open("rq_pending_open"), Some(false));
     }
 }

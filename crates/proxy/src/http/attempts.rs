@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -288,7 +289,7 @@ impl Attempts<'_> {
     async fn try_once(
         &self,
         body: Body,
-        stats: &ClusterStats,
+        stats: &Arc<ClusterStats>,
         avoid: &[String],
         attempt: u32,
     ) -> Tried {
@@ -317,10 +318,14 @@ impl Attempts<'_> {
             .into_iter()
             .flatten()
             .min();
-        let send = self
-            .shared
-            .pool
-            .send(&address, self.template.http2, &cluster.connection, req);
+        let send = self.shared.pool.send(
+            &address,
+            self.template.http2,
+            &cluster.connection,
+            &cluster.limits,
+            stats,
+            req,
+        );
         let sent = match until {
             None => send.await,
             Some(until) => match tokio::time::timeout_at(until, send).await {

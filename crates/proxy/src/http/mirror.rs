@@ -43,7 +43,10 @@ pub(super) fn spawn(
     let pool = shared.pool.clone();
     tokio::spawn(async move {
         let send = async {
-            let resp = pool.send(&address, http2, &cluster.connection, req).await;
+            let limits = &cluster.limits;
+            let resp = pool
+                .send(&address, http2, &cluster.connection, limits, &stats, req)
+                .await;
             match resp {
                 Ok(resp) => {
                     let status = resp.status().as_u16();

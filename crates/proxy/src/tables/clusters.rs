@@ -17,7 +17,7 @@ use weft_api::object::Object;
 use crate::cluster::outlier::{DEFAULT_MAX_EJECTION_TIME, OutlierConfig, Threshold};
 use crate::cluster::{
     Cluster, ConnectionSettings, CookieSpec, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MIN_RING_SIZE,
-    HashKey, HashTable, LbPolicy, TcpKeepalive, UpstreamEndpoint, UpstreamProtocol,
+    HashKey, HashTable, LbPolicy, Limits, TcpKeepalive, UpstreamEndpoint, UpstreamProtocol,
 };
 use crate::registry::{Registry, ServicePort};
 
@@ -103,6 +103,7 @@ impl<'a> Clusters<'a> {
         let connection = connection_settings(policy.connection_pool, port);
         let mut cluster = Cluster::new(name.clone(), port.protocol, lb, connection, endpoints);
         cluster.outlier = policy.outlier_detection.map(outlier_config);
+        cluster.limits = limits(policy.connection_pool);
         self.built.insert(name.clone(), Arc::new(cluster));
         name
     }
@@ -321,6 +322,38 @@ fn connection_settings(
         .or(tcp.and_then(|t| t.idle_timeout));
     if let Some(idle) = idle {
         out.idle_timeout = Some(idle.get()).filter(|d| !d.is_zero());
+    }
+    out
+}
+
+/// Istio's circuit-breaker thresholds (`applyConnectionPool`): each field the pool sets
+/// to more than 0 replaces its default (Istio cannot tell 0 from unset, so 0 means the
+/// default too).
+fn limits(pool: Option<&ConnectionPoolSettings>) -> Limits {
+    let mut out = Limits::default();
+    let set = |v: Option<i32>| v.and_then(|v| u64::try_from(v).ok()).filter(|v| *v > 0);
+    if let Some(tcp) = pool.and_then(|p| p.tcp.as_ref())
+        && let Some(n) = set(tcp.max_connections)
+    {
+        out.max_connections = n;
+    }
+    let Some(http) = pool.and_then(|p| p.http.as_ref()) else {
+        return out;
+    };
+    if let Some(n) = set(http.http1_max_pending_requests) {
+        out.max_pending_requests = n;
+    }
+    if let Some(n) = set(http.http2_max_requests) {
+        out.max_requests = n;
+    }
+    if let Some(n) = set(http.max_retries) {
+        out.max_retries = n;
+    }
+    if let Some(n) = set(http.max_requests_per_connection) {
+        out.max_requests_per_connection = Some(n);
+    }
+    if let Some(n) = set(http.max_concurrent_streams) {
+        out.max_concurrent_streams = n;
     }
     out
 }

@@ -248,3 +248,94 @@ fn objects_without_rule() -> Vec<Object> {
     );
     out.objects
 }
+
+const CIRCUIT_BREAKERS: &str = "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 1
+      http:
+        http1MaxPendingRequests: 1
+        maxRequestsPerConnection: 1
+        http2MaxRequests: 0
+    portLevelSettings:
+    - port:
+        number: 9081
+      connectionPool:
+        http:
+          http2MaxRequests: 7
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      connectionPool:
+        http:
+          maxRetries: 2
+          maxConcurrentStreams: 5
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      portLevelSettings:
+      - port:
+          number: 9080
+        connectionPool:
+          tcp:
+            maxConnections: 3
+";
+
+#[test]
+fn circuit_breaker_limits_follow_istios_merge() {
+    let objects = load(CIRCUIT_BREAKERS);
+    let unlimited = Limits::default();
+    // No rule: Istio's defaults, every threshold 2^32-1.
+    assert_eq!(cluster(&objects_without_rule(), 9080, "").limits, unlimited);
+    assert_eq!(unlimited.max_connections, 4_294_967_295);
+    assert_eq!(unlimited.max_concurrent_streams, 2_147_483_647);
+    // The seed's walkthrough rule; 0 means "unset" (the default), as in Istio.
+    let top = cluster(&objects, 9080, "").limits;
+    assert_eq!(
+        top,
+        Limits {
+            max_connections: 1,
+            max_pending_requests: 1,
+            max_requests_per_connection: Some(1),
+            ..unlimited
+        }
+    );
+    // The rule's port-level pool replaces its top-level one wholesale.
+    let port = cluster(&objects, 9081, "").limits;
+    assert_eq!(
+        port,
+        Limits {
+            max_requests: 7,
+            ..unlimited
+        }
+    );
+    // A subset's pool replaces the rule's.
+    let v1 = cluster(&objects, 9080, "v1").limits;
+    assert_eq!(
+        v1,
+        Limits {
+            max_retries: 2,
+            max_concurrent_streams: 5,
+            ..unlimited
+        }
+    );
+    // A subset's port-level pool beats everything for its port; elsewhere the subset,
+    // which sets no pool, falls back to the rule's.
+    let v2 = cluster(&objects, 9080, "v2").limits;
+    assert_eq!(
+        v2,
+        Limits {
+            max_connections: 3,
+            ..unlimited
+        }
+    );
+    assert_eq!(cluster(&objects, 9081, "v2").limits, port);
+}
