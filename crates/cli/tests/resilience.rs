@@ -146,6 +146,43 @@ fn retries_go_to_another_endpoint_than_the_one_that_failed() {
 }
 
 #[test]
+fn a_spent_retry_budget_stops_retries_and_says_uo() {
+    let b = Scripted::start("b", |_| Act::Status(503));
+    let (port, _closed) = closed_port();
+    // No share of the load and no floor: not one retry may be in flight.
+    let budget = |host: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: {host}
+spec:
+  host: {host}
+  trafficPolicy:
+    retryBudget:
+      percent: 0
+      minRetryConcurrency: 0
+"
+        )
+    };
+    let (b_rule, gone_rule) = (budget("b"), budget("gone"));
+    let http = rule("/gone", "gone", "") + &rule("/", "b", "");
+    let services: [(&str, &[u16]); 2] = [("b", &[b.port]), ("gone", &[port])];
+    let files = [
+        ("b-dr.yaml", b_rule.as_str()),
+        ("gone-dr.yaml", gone_rule.as_str()),
+    ];
+    let (_dir, gw) = mesh_with("retry-budget", &http, &services, &files, &[]);
+    let reply = gw.get("/", &[]);
+    assert_eq!(reply.status, 503);
+    assert_eq!(b.count(), 1, "the 503 would have been retried twice");
+    assert_eq!(stat(&gw, "b", "upstream_rq_retry_overflow"), 1);
+    let reply = gw.get("/gone", &[]);
+    let reason = reply.header("x-weft-reason").unwrap_or_default();
+    assert!(reason.starts_with("UF,UO: "), "{reason}");
+}
+
+#[test]
 fn exhausted_retries_on_connect_failures_say_urx() {
     let (port, _closed) = closed_port();
     let (_dir, gw) = mesh("retry-urx", &rule("/", "gone", ""), &[("gone", &[port])]);

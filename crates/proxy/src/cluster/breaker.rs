@@ -28,6 +28,32 @@ pub struct Limits {
     /// `http.maxConcurrentStreams`: streams on one HTTP/2 connection before another is
     /// opened.
     pub max_concurrent_streams: u64,
+    /// `retryBudget`: when set, retries in flight are capped by a share of the requests
+    /// active and pending instead of by `max_retries` (as Envoy's retry budget overrides
+    /// its retry circuit breaker).
+    pub retry_budget: Option<RetryBudget>,
+}
+
+/// Retries allowed as a share of the cluster's active and pending requests, never fewer
+/// than a floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct RetryBudget {
+    /// The share, in millionths (Istio's `percent`, default 20%, is 200000).
+    pub per_million: u64,
+    /// `minRetryConcurrency` (default 3).
+    pub min_concurrency: u64,
+}
+
+impl Limits {
+    /// The retries that may be in flight now: the budget's share of the requests active
+    /// and pending (at least its floor), else `max_retries`.
+    pub fn max_retries_now(&self, gauges: &Gauges) -> u64 {
+        let Some(budget) = self.retry_budget else {
+            return self.max_retries;
+        };
+        let load = gauges.requests.load(Ordering::Relaxed) + gauges.pending.load(Ordering::Relaxed);
+        (load.saturating_mul(budget.per_million) / 1_000_000).max(budget.min_concurrency)
+    }
 }
 
 /// Istio's "unlimited": `2^32 - 1`, what it writes into Envoy's thresholds.
@@ -44,6 +70,7 @@ impl Default for Limits {
             max_retries: UNLIMITED,
             max_requests_per_connection: None,
             max_concurrent_streams: u64::from(i32::MAX.unsigned_abs()),
+            retry_budget: None,
         }
     }
 }
@@ -92,7 +119,10 @@ impl Gauges {
                 "rq_pending_open",
                 at(&self.pending, limits.max_pending_requests),
             ),
-            ("rq_retry_open", at(&self.retries, limits.max_retries)),
+            (
+                "rq_retry_open",
+                at(&self.retries, limits.max_retries_now(self)),
+            ),
         ]
     }
 }
@@ -161,6 +191,28 @@ fn take(gauge: &AtomicU64, max: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_budget_is_a_share_of_the_load_with_a_floor() {
+        let gauges = Gauges::default();
+        let limits = Limits {
+            max_retries: 1,
+            retry_budget: Some(RetryBudget {
+                per_million: 200_000,
+                min_concurrency: 3,
+            }),
+            ..Limits::default()
+        };
+        assert_eq!(
+            limits.max_retries_now(&gauges),
+            3,
+            "the floor, not max_retries"
+        );
+        gauges.requests.store(40, Ordering::Relaxed);
+        gauges.pending.store(10, Ordering::Relaxed);
+        assert_eq!(limits.max_retries_now(&gauges), 10, "20% of 50");
+        assert_eq!(Limits::default().max_retries_now(&gauges), UNLIMITED);
+    }
 
     #[test]
     fn a_gauge_refuses_past_its_limit_and_frees_on_drop() {

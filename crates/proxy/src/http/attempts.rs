@@ -264,7 +264,7 @@ impl Attempts<'_> {
                 };
                 return settle(outcome, ending);
             }
-            let max = self.cluster.limits.max_retries;
+            let max = self.cluster.limits.max_retries_now(&stats.breaker);
             let Some(slot) = breaker::acquire(&stats.breaker.retries, max) else {
                 ClusterStats::bump(&stats.upstream_rq_retry_overflow);
                 return settle(outcome, Ending::Overflow);

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use weft_api::analyze::fqdn;
 use weft_api::networking::destination_rule::{
     ConnectionPoolSettings, ConsistentHashLb, H2UpgradePolicy, LoadBalancerSettings,
-    OutlierDetection, SimpleLb, Subset, TrafficPolicy,
+    OutlierDetection, RetryBudget, SimpleLb, Subset, TrafficPolicy,
 };
 use weft_api::networking::virtual_service::Destination;
 use weft_api::networking::{DestinationRule, VirtualService};
 use weft_api::object::Object;
 
+use crate::cluster::breaker;
 use crate::cluster::outlier::{DEFAULT_MAX_EJECTION_TIME, OutlierConfig, Threshold};
 use crate::cluster::{
     Cluster, ConnectionSettings, CookieSpec, DEFAULT_MAGLEV_TABLE_SIZE, DEFAULT_MIN_RING_SIZE,
@@ -104,6 +105,7 @@ impl<'a> Clusters<'a> {
         let mut cluster = Cluster::new(name.clone(), port.protocol, lb, connection, endpoints);
         cluster.outlier = policy.outlier_detection.map(outlier_config);
         cluster.limits = limits(policy.connection_pool);
+        cluster.limits.retry_budget = policy.retry_budget.map(retry_budget);
         self.built.insert(name.clone(), Arc::new(cluster));
         name
     }
@@ -115,6 +117,8 @@ struct Policy<'p> {
     load_balancer: Option<&'p LoadBalancerSettings>,
     connection_pool: Option<&'p ConnectionPoolSettings>,
     outlier_detection: Option<&'p OutlierDetection>,
+    /// Top level only (ports have none): the subset's, else the rule's.
+    retry_budget: Option<&'p RetryBudget>,
 }
 
 impl<'p> Policy<'p> {
@@ -131,17 +135,20 @@ impl<'p> Policy<'p> {
         let Some(tp) = subset.and_then(|s| s.traffic_policy.as_ref()) else {
             return base;
         };
+        let retry_budget = tp.retry_budget.as_ref().or(base.retry_budget);
         if let Some(p) = port_level(tp, port) {
             return Policy {
                 load_balancer: p.load_balancer.as_ref(),
                 connection_pool: p.connection_pool.as_ref(),
                 outlier_detection: p.outlier_detection.as_ref(),
+                retry_budget,
             };
         }
         Policy {
             load_balancer: tp.load_balancer.as_ref().or(base.load_balancer),
             connection_pool: tp.connection_pool.as_ref().or(base.connection_pool),
             outlier_detection: tp.outlier_detection.as_ref().or(base.outlier_detection),
+            retry_budget,
         }
     }
 
@@ -151,11 +158,13 @@ impl<'p> Policy<'p> {
                 load_balancer: p.load_balancer.as_ref(),
                 connection_pool: p.connection_pool.as_ref(),
                 outlier_detection: p.outlier_detection.as_ref(),
+                retry_budget: tp.retry_budget.as_ref(),
             },
             None => Policy {
                 load_balancer: tp.load_balancer.as_ref(),
                 connection_pool: tp.connection_pool.as_ref(),
                 outlier_detection: tp.outlier_detection.as_ref(),
+                retry_budget: tp.retry_budget.as_ref(),
             },
         }
     }
@@ -356,6 +365,16 @@ fn limits(pool: Option<&ConnectionPoolSettings>) -> Limits {
         out.max_concurrent_streams = n;
     }
     out
+}
+
+/// Istio's `retryBudget`: `percent` (default 20) of the requests active and pending may be
+/// retries, never fewer than `minRetryConcurrency` (default 3).
+fn retry_budget(b: &RetryBudget) -> breaker::RetryBudget {
+    let percent = b.percent.unwrap_or(20.0).clamp(0.0, 100.0);
+    breaker::RetryBudget {
+        per_million: (percent * 10_000.0).round() as u64,
+        min_concurrency: u64::from(b.min_retry_concurrency.unwrap_or(3)),
+    }
 }
 
 #[cfg(test)]

@@ -339,3 +339,34 @@ fn circuit_breaker_limits_follow_istios_merge() {
     );
     assert_eq!(cluster(&objects, 9081, "v2").limits, port);
 }
+
+#[test]
+fn a_retry_budget_takes_istios_defaults_and_the_subsets_wins() {
+    let objects = load(
+        "apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: default
+spec:
+  host: reviews
+  trafficPolicy:
+    retryBudget: {}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      retryBudget:
+        percent: 12.5
+        minRetryConcurrency: 1
+",
+    );
+    let budget = |c: Arc<Cluster>| {
+        c.limits
+            .retry_budget
+            .map(|b| (b.per_million, b.min_concurrency))
+    };
+    assert_eq!(budget(cluster(&objects, 9080, "")), Some((200_000, 3)));
+    assert_eq!(budget(cluster(&objects, 9080, "v1")), Some((125_000, 1)));
+    assert_eq!(budget(cluster(&objects_without_rule(), 9080, "")), None);
+}
