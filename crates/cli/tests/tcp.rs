@@ -9,6 +9,7 @@ mod support;
 
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support::tcp::{LineClient, TcpEcho, TlsBackend};
 use support::{DEADLINE, Gateway, TempDir, closed_port, eventually, free_port};
@@ -37,6 +38,12 @@ spec:
 /// The tcp-echo service (port 9000) with one WorkloadEntry per backend (`v1`, `v2`, ...
 /// labelled `version`) and a DestinationRule with a subset per version.
 fn tcp_echo_service(dir: &TempDir, versions: &[(&str, u16)]) {
+    tcp_echo_service_with(dir, versions, "");
+}
+
+/// [`tcp_echo_service`] whose DestinationRule has `traffic_policy` (lines indented two
+/// spaces, starting with `trafficPolicy:`).
+fn tcp_echo_service_with(dir: &TempDir, versions: &[(&str, u16)], traffic_policy: &str) {
     let mut text = String::from(
         "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -61,9 +68,10 @@ metadata:
   name: tcp-echo-destination
 spec:
   host: tcp-echo
-  subsets:
 ",
     );
+    text.push_str(traffic_policy);
+    text.push_str("  subsets:\n");
     for (version, _) in versions {
         text.push_str(&format!(
             "  - name: {version}\n    labels:\n      version: {version}\n"
@@ -289,6 +297,63 @@ fn connect_failures_close_the_connection_with_uf() {
     eventually("the proxy to log the UF flag", DEADLINE, || {
         let log = gw.log_text();
         (log.contains("flag=\"UF\"") && log.contains("outbound|9000|v1|tcp-echo")).then_some(())
+    });
+}
+
+/// A gateway in front of one endpoint on `backend`, whose DestinationRule has
+/// `connectionPool.tcp` set to `tcp` (lines indented eight spaces).
+fn setup_pool(name: &str, backend: u16, tcp: &str) -> (TempDir, Gateway) {
+    let dir = TempDir::new(name);
+    let port = free_port();
+    let policy = format!("  trafficPolicy:\n    connectionPool:\n      tcp:\n{tcp}");
+    tcp_echo_service_with(&dir, &[("v1", backend)], &policy);
+    dir.write("gateway.yaml", &tcp_gateway(port));
+    dir.write("vs.yaml", &all_to(port, "v1"));
+    let gw = Gateway::start(&dir, port);
+    (dir, gw)
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_tcp_idle_timeout() {
+    let one = TcpEcho::start("one");
+    let (_dir, gw) = setup_pool("tcp-idle", one.port, "        idleTimeout: 300ms\n");
+    let mut client = LineClient::connect(gw.port).unwrap();
+    assert_eq!(client.ask("hello").as_deref(), Some("one hello"));
+    // Talking keeps it open past the timeout...
+    for i in 0..4 {
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(client.ask(&format!("still here {i}")).is_some());
+    }
+    // ...silence closes it, long before the client's own 10 s read timeout.
+    let start = Instant::now();
+    let rest = client.read_to_end().unwrap();
+    assert_eq!(rest, "");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn the_destination_rules_connect_timeout_applies_to_tcp() {
+    let hole = support::blackhole();
+    let (_dir, gw) = setup_pool(
+        "tcp-connect-timeout",
+        hole.port,
+        "        connectTimeout: 300ms\n",
+    );
+    let start = Instant::now();
+    assert_eq!(ask(gw.port, "anyone?"), None);
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    eventually("the proxy to log the timed-out connect", DEADLINE, || {
+        gw.log_text()
+            .contains("no answer within 300ms")
+            .then_some(())
     });
 }
 

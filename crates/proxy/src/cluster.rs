@@ -67,6 +67,9 @@ pub struct ConnectionSettings {
     /// How long a pooled connection may sit unused before it is closed (`http.idleTimeout`,
     /// else `tcp.idleTimeout`); Envoy's default is one hour, and `0s` means never.
     pub idle_timeout: Option<Duration>,
+    /// How long a proxied TCP connection may carry no byte either way before it is closed
+    /// (`tcp.idleTimeout`, Envoy's TCP proxy default one hour; `0s` means never).
+    pub tcp_idle_timeout: Option<Duration>,
 }
 
 impl Default for ConnectionSettings {
@@ -76,6 +79,7 @@ impl Default for ConnectionSettings {
             connect_timeout: Duration::from_secs(10),
             tcp_keepalive: None,
             idle_timeout: Some(Duration::from_secs(3600)),
+            tcp_idle_timeout: Some(Duration::from_secs(3600)),
         }
     }
 }

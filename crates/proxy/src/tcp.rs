@@ -9,6 +9,7 @@ pub mod hello;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::cluster::Cluster;
 use crate::cluster::breaker::{Gauge, Held, hold};
+use crate::cluster::outlier::Outcome;
 use crate::error::ProxyError;
 use crate::http::Shared;
 use crate::stats::{ClusterStats, Stats};
@@ -26,9 +28,6 @@ use hello::Hello;
 /// How long a client has to send its ClientHello (Envoy's default listener filter
 /// timeout); a connection that stays silent longer is routed as if it sent no SNI.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How long connecting to an endpoint may take (Istio's default `connectTimeout`).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A downstream connection handed to the TCP proxy.
 #[derive(Debug)]
@@ -208,20 +207,18 @@ async fn forward(
         .ok_or_else(|| ProxyError::NoHealthyUpstream(format!("no endpoint in {}", cluster.name)))?;
     let address = pick.address().into_owned();
     let address = address.as_str();
-    let mut up = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+    let timeout = cluster.connection.connect_timeout;
+    let failed = |why: String| {
+        // A refused or silent endpoint counts toward its outlier detection, as Envoy's
+        // TCP proxy reports connect failures.
+        let health = &stats.cluster(&cluster.name).health;
+        cluster.report(health, address, Outcome::ConnectFailed);
+        ProxyError::ConnectFailure(format!("{} ({address}): {why}", cluster.name))
+    };
+    let mut up = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
         Ok(Ok(up)) => up,
-        Ok(Err(e)) => {
-            return Err(ProxyError::ConnectFailure(format!(
-                "{} ({address}): {e}",
-                cluster.name
-            )));
-        }
-        Err(_) => {
-            return Err(ProxyError::ConnectFailure(format!(
-                "{} ({address}): no answer within {CONNECT_TIMEOUT:?}",
-                cluster.name
-            )));
-        }
+        Ok(Err(e)) => return Err(failed(e.to_string())),
+        Err(_) => return Err(failed(format!("no answer within {timeout:?}"))),
     };
     let _ = up.set_nodelay(true);
     let _ = down.stream.set_nodelay(true);
@@ -238,22 +235,32 @@ async fn forward(
     // Each direction ends on its own: EOF from one side shuts down the write half of the
     // other (half-close), and the connection lasts until both have; an error on either
     // side ends both, and dropping the sockets closes them.
-    let result = tokio::try_join!(
-        pipe(
-            &mut down_read,
-            &mut up_write,
-            &mut transfer.sent,
-            "client",
-            "upstream"
-        ),
-        pipe(
-            &mut up_read,
-            &mut down_write,
-            &mut transfer.received,
-            "upstream",
-            "client"
-        ),
-    );
+    let activity = Activity::new();
+    let both = async {
+        tokio::try_join!(
+            pipe(
+                &mut down_read,
+                &mut up_write,
+                (&mut transfer.sent, &activity),
+                "client",
+                "upstream"
+            ),
+            pipe(
+                &mut up_read,
+                &mut down_write,
+                (&mut transfer.received, &activity),
+                "upstream",
+                "client"
+            ),
+        )
+    };
+    let result = match cluster.connection.tcp_idle_timeout {
+        None => both.await,
+        Some(idle) => tokio::select! {
+            done = both => done,
+            idle = activity.idle_for(idle) => Err(idle),
+        },
+    };
     drop(pick);
     transfer.error = result.err();
     Ok(transfer)
@@ -276,12 +283,44 @@ pub fn connection_slot(cluster: &Cluster, stats: &Arc<ClusterStats>) -> Result<H
     Ok(slot)
 }
 
+/// When bytes last moved either way on a proxied connection.
+struct Activity {
+    start: tokio::time::Instant,
+    /// Milliseconds since `start`.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: tokio::time::Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `idle` (Envoy's TCP proxy `idle_timeout`).
+    async fn idle_for(&self, idle: Duration) -> String {
+        loop {
+            let last = self.start + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            if last.elapsed() >= idle {
+                return format!("idle for {idle:?}: closed");
+            }
+            tokio::time::sleep_until(last + idle).await;
+        }
+    }
+}
+
 /// Copies `from` to `to` until `from` ends, then shuts `to`'s write side down; counts
-/// the bytes in `count`. An error names the side it came from.
+/// the bytes in `count` and marks `activity`. An error names the side it came from.
 async fn pipe(
     from: &mut ReadHalf<'_>,
     to: &mut WriteHalf<'_>,
-    count: &mut u64,
+    (count, activity): (&mut u64, &Activity),
     from_name: &str,
     to_name: &str,
 ) -> Result<(), String> {
@@ -297,6 +336,7 @@ async fn pipe(
                 .await
                 .map_err(|e| format!("closing the {to_name}'s side: {e}"));
         };
+        activity.touch();
         to.write_all(bytes)
             .await
             .map_err(|e| format!("writing to the {to_name}: {e}"))?;

@@ -332,6 +332,9 @@ fn connection_settings(
     if let Some(idle) = idle {
         out.idle_timeout = Some(idle.get()).filter(|d| !d.is_zero());
     }
+    if let Some(idle) = tcp.and_then(|t| t.idle_timeout) {
+        out.tcp_idle_timeout = Some(idle.get()).filter(|d| !d.is_zero());
+    }
     out
 }
 
