@@ -193,6 +193,37 @@ fn invalid_http2_frames_after_the_preface_get_goaway() {
 }
 
 #[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_header_timeout() {
+    let s = setup("idle-keepalive", &["--request-headers-timeout", "1s"]);
+    let mut stream = TcpStream::connect(("127.0.0.1", s.gw.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: app\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // Then nothing: the connection waits for the next request's headers, and gets closed.
+    let started = Instant::now();
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break started.elapsed(),
+            Ok(_) => {} // the rest of the first answer
+        }
+    };
+    assert!(
+        closed < Duration::from_secs(5),
+        "idle for {closed:?} and still open"
+    );
+}
+
+#[test]
 fn headers_trickled_byte_by_byte_hit_the_header_timeout() {
     let s = setup("slowloris", &["--request-headers-timeout", "1s"]);
     let mut stream = TcpStream::connect(("127.0.0.1", s.gw.port)).unwrap();
