@@ -171,6 +171,29 @@ fn captured_request_is_routed_by_virtual_service_and_delivered_inbound() {
     }
 }
 
+/// The seeds' fault walkthrough through sidecars: the caller's sidecar aborts jason's
+/// requests (its outbound route carries the fault), everyone else reaches v1.
+#[test]
+fn a_fault_for_jason_is_injected_by_the_callers_sidecar_only_for_jason() {
+    let (lab, client, _) = bookinfo();
+    let v2_route = "    route:\n    - destination:\n        host: reviews\n        subset: v2\n";
+    let fault = "    fault:\n      abort:\n        httpStatus: 500\n        percentage:\n          value: 100\n";
+    let faulty = REVIEWS.replace(v2_route, &format!("{fault}{v2_route}"));
+    assert_ne!(faulty, REVIEWS);
+    lab.write_config("reviews.yaml", &faulty);
+    let jason = eventually("jason's requests to be aborted", DEADLINE, || {
+        lab.curl(&client, &["-H", "end-user: jason", "http://reviews:9080/"])
+            .ok()
+            .filter(|r| r.status == 500)
+    });
+    assert_eq!(jason.body, "fault filter abort");
+    let reason = jason.header("x-weft-reason").unwrap_or_default();
+    assert!(reason.starts_with("FI: "), "{reason}");
+    let other = ok(lab.curl(&client, &["http://reviews:9080/"]));
+    assert_eq!(other.status, 200);
+    assert_eq!(other.echo().backend(), "reviews-v1");
+}
+
 #[test]
 fn the_proxys_own_connections_are_not_captured_again() {
     let (lab, client, v2) = bookinfo();
