@@ -27,7 +27,12 @@ pub struct ProxyArgs {
     mode: Mode,
     /// A directory of Istio YAML to serve (Gateway, VirtualService, DestinationRule,
     /// ServiceEntry, WorkloadEntry); changes are picked up while running.
-    #[arg(long, env = "WEFT_CONFIG_DIR", required_unless_present = "control_plane", conflicts_with = "control_plane")]
+    #[arg(
+        long,
+        env = "WEFT_CONFIG_DIR",
+        required_unless_present = "control_plane",
+        conflicts_with = "control_plane"
+    )]
     config_dir: Option<PathBuf>,
     /// Take the config from the control plane's push stream at this address (its
     /// `--xds-listen`, e.g. 127.0.0.1:15010) instead of a directory. While it is away the
@@ -232,9 +237,10 @@ fn source(
             Mode::Gateway => weft_xds::ProxyMode::Gateway,
             Mode::Sidecar => weft_xds::ProxyMode::Sidecar,
         };
-        let name = args.name.clone().unwrap_or_else(|| {
-            format!("{}-{}.{namespace}", mode.name(), std::process::id())
-        });
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}.{namespace}", mode.name(), std::process::id()));
         let node = weft_xds::Node {
             name,
             mode: mode as i32,
@@ -252,7 +258,11 @@ fn source(
         .config_dir
         .clone()
         .context("pass --config-dir DIR or --control-plane ADDR")?;
-    anyhow::ensure!(dir.is_dir(), "config directory {} does not exist", dir.display());
+    anyhow::ensure!(
+        dir.is_dir(),
+        "config directory {} does not exist",
+        dir.display()
+    );
     Ok(Source::Directory(dir))
 }
 

@@ -66,7 +66,10 @@ impl ControlPlane {
         let url = format!("http://{}/healthz/ready", cp.api);
         eventually("the control plane to answer", DEADLINE, || {
             if let Ok(Some(status)) = cp.child.try_wait() {
-                panic!("weft control-plane exited early ({status}):\n{}", cp.log_text());
+                panic!(
+                    "weft control-plane exited early ({status}):\n{}",
+                    cp.log_text()
+                );
             }
             try_curl(&[&url]).filter(|r| r.status == 200)
         });
@@ -89,7 +92,12 @@ impl ControlPlane {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -255,13 +263,19 @@ fn an_applied_virtual_service_changes_routing_within_a_second() {
             .sync_state("CONFIG")
             .filter(|t| t["state"] == "SYNCED")
     });
-    eventually("the VirtualService's status to count the proxy", DEADLINE, || {
-        let vs = mesh
-            .cp
-            .get_json("/apis/networking.istio.io/v1/namespaces/default/virtualservices/route");
-        let message = vs["status"]["conditions"][1]["message"].as_str()?.to_string();
-        (message == "1/1 proxies up to date.").then_some(())
-    });
+    eventually(
+        "the VirtualService's status to count the proxy",
+        DEADLINE,
+        || {
+            let vs = mesh
+                .cp
+                .get_json("/apis/networking.istio.io/v1/namespaces/default/virtualservices/route");
+            let message = vs["status"]["conditions"][1]["message"]
+                .as_str()?
+                .to_string();
+            (message == "1/1 proxies up to date.").then_some(())
+        },
+    );
     eprintln!("routing changed {took:?} after weft apply returned");
 }
 
@@ -298,7 +312,9 @@ fn config_the_proxy_cannot_serve_is_nacked_and_the_previous_config_stays() {
         let gw = mesh
             .cp
             .get_json("/apis/networking.istio.io/v1/namespaces/default/gateways/gw");
-        let message = gw["status"]["conditions"][1]["message"].as_str()?.to_string();
+        let message = gw["status"]["conditions"][1]["message"]
+            .as_str()?
+            .to_string();
         message.contains("rejected").then_some(message)
     });
     // The previous config is still served: v1 answers, the refused port is not open.
@@ -370,7 +386,11 @@ fn a_control_plane_restart_loses_no_request_and_the_proxy_resyncs() {
 fn deleting_an_object_removes_its_effect() {
     let mesh = Mesh::start("push-delete");
     let out = mesh.cp.weft(&["delete", "vs", "route"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // No VirtualService binds the Gateway any more: 404 (Envoy's NR).
     eventually("the route to be gone", DEADLINE, || {
         let reply = try_curl(&["-m", "2", &format!("http://127.0.0.1:{}/", mesh.port)])?;
@@ -378,7 +398,11 @@ fn deleting_an_object_removes_its_effect() {
     });
     // Deleting the Gateway closes its port.
     let out = mesh.cp.weft(&["delete", "gw", "gw"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     eventually("the gateway port to close", DEADLINE, || {
         std::net::TcpStream::connect(("127.0.0.1", mesh.port))
             .is_err()

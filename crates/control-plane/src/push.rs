@@ -87,6 +87,8 @@ pub struct PushServer {
     encodes: AtomicU64,
     /// How many batches were pushed so far.
     batches: AtomicU64,
+    /// How many proxy views were worked out (`scope()` calls).
+    scopes: AtomicU64,
     metrics: PushMetrics,
 }
 
@@ -122,6 +124,7 @@ impl PushServer {
             status_dirty: Notify::new(),
             encodes: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            scopes: AtomicU64::new(0),
             metrics: PushMetrics::register(registry),
         });
         server.rebuild();
@@ -223,7 +226,9 @@ impl PushServer {
                     &identities,
                     &self.opts.scope,
                 );
-                hit.into_iter().filter_map(|i| all.get(i).copied()).collect()
+                hit.into_iter()
+                    .filter_map(|i| all.get(i).copied())
+                    .collect()
             }
         };
         tracing::debug!(
@@ -276,10 +281,7 @@ impl PushServer {
 
     /// Removes a self-registered workload.
     pub fn deregister_workload(&self, namespace: &str, name: &str) {
-        if lock(&self.workloads)
-            .deregister(namespace, name)
-            .is_some()
-        {
+        if lock(&self.workloads).deregister(namespace, name).is_some() {
             self.kick.notify_one();
         }
     }
@@ -293,6 +295,12 @@ impl PushServer {
     /// How many batches of changes have been pushed.
     pub fn batches(&self) -> u64 {
         self.batches.load(Ordering::Relaxed)
+    }
+
+    /// How many proxy views have been worked out: a change costs one per proxy it
+    /// affects.
+    pub fn scopes(&self) -> u64 {
+        self.scopes.load(Ordering::Relaxed)
     }
 
     /// `/debug/syncz`: every connected proxy with its state per resource type.

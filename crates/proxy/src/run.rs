@@ -14,8 +14,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::http::{ServerLimits, Shared};
-use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
 use crate::registry::Registry;
+use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
 use crate::source::{ConfigSource, Snapshot};
 use crate::tables::{ProxyIdentity, Tables};
 
@@ -272,9 +272,7 @@ fn compile(opts: &ProxyOptions, snapshot: &Snapshot, version: u64) -> Tables {
         None => Registry::build(objects),
     };
     let tables = match &opts.mode {
-        ProxyMode::Gateway => {
-            Tables::for_gateway_with(objects, registry, &opts.identity, version)
-        }
+        ProxyMode::Gateway => Tables::for_gateway_with(objects, registry, &opts.identity, version),
         ProxyMode::Sidecar(s) => Tables::for_sidecar_with(
             objects,
             registry,

@@ -91,8 +91,7 @@ pub(super) async fn write_distribution(server: Arc<PushServer>) {
             if total == 0 && !written.contains_key(&entry.key) {
                 continue;
             }
-            if written.get(&entry.key) != Some(&d) && server.store.set_distribution(&entry.key, d)
-            {
+            if written.get(&entry.key) != Some(&d) && server.store.set_distribution(&entry.key, d) {
                 written.insert(entry.key.clone(), d);
             }
         }

@@ -101,7 +101,10 @@ impl StreamTask<'_> {
         loop {
             if let Some(req) = next.take() {
                 if let Err(e) = self.take(&req) {
-                    let _ = self.tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                    let _ = self
+                        .tx
+                        .send(Err(Status::invalid_argument(e.to_string())))
+                        .await;
                     return e.to_string();
                 }
             } else {
@@ -146,6 +149,9 @@ impl StreamTask<'_> {
         }
         self.world_seen = world.generation;
         let identity = lock(self.conn).identity.clone();
+        self.server
+            .scopes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let view = world.view(&identity, &self.server.opts.scope);
         lock(self.conn).set_view(view);
     }

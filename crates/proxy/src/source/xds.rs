@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use weft_api::object::Object;
 use weft_api::{LoadOptions, Loaded};
 use weft_xds::{
-    CONFIG_TYPE, ConfigDiscoveryClient, DeltaConfigRequest, DeltaConfigResponse, ErrorDetail,
-    Node, ResourceError, SERVICE_TYPE, TYPES,
+    CONFIG_TYPE, ConfigDiscoveryClient, DeltaConfigRequest, DeltaConfigResponse, ErrorDetail, Node,
+    ResourceError, SERVICE_TYPE, TYPES,
 };
 
 use super::{ConfigSource, Snapshot};
@@ -357,7 +357,10 @@ async fn stream_once(
         .connect_timeout(Duration::from_secs(1))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(5));
-    let channel = endpoint.connect().await.map_err(|e| format!("{e}: {e:?}"))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("{e}: {e:?}"))?;
     let mut client = ConfigDiscoveryClient::new(channel);
     let (out, out_rx) = mpsc::unbounded_channel();
     // Replies meant for a stream that has gone carry nonces the new one never sent.
@@ -406,5 +409,38 @@ async fn stream_once(
                 None => return Ok(Ended::SourceGone),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_tables_reason_names_its_resource() {
+        assert_eq!(
+            resource_of_reason("Gateway default/gw: port 443 (HTTPS): TLS mode Simple ...")
+                .as_deref(),
+            Some("Gateway/default/gw")
+        );
+        assert_eq!(
+            resource_of_reason("VirtualService a/b: spec.http[0]: bad").as_deref(),
+            Some("VirtualService/a/b")
+        );
+        assert_eq!(resource_of_reason("no resource here"), None);
+    }
+
+    #[test]
+    fn objects_are_validated_at_the_edge() {
+        let good = br#"{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{"name":"r","namespace":"default"},"spec":{"hosts":["r"],"http":[{"route":[{"destination":{"host":"r"}}]}]}}"#;
+        let o = decode_object("VirtualService/default/r", good).unwrap();
+        assert_eq!(o.name(), "r");
+        // weft-api refuses a route with no destination: the proxy NACKs it.
+        let bad = br#"{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{"name":"r","namespace":"default"},"spec":{"hosts":["r"],"http":[{"route":[{}]}]}}"#;
+        let reason = decode_object("VirtualService/default/r", bad).unwrap_err();
+        assert!(reason.contains("xds:VirtualService/default/r"), "{reason}");
+        assert!(decode_service(b"{}").is_err());
     }
 }
