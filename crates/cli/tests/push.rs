@@ -308,6 +308,28 @@ fn config_the_proxy_cannot_serve_is_nacked_and_the_previous_config_stays() {
         reason.contains("Gateway/default/gw") && reason.contains("TLS termination"),
         "{reason}"
     );
+    // `weft proxy-status` shows it as istioctl would, with the reason.
+    let out = mesh.cp.weft(&["proxy-status"], "");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAME") && header.contains("SERVICES") && header.contains("CONFIG"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.starts_with("ingress")).unwrap();
+    assert!(
+        row.contains("gateway") && row.contains("SYNCED") && row.contains("NACKED"),
+        "{table}"
+    );
+    assert!(
+        table.contains("NACK ingress CONFIG: ") && table.contains("TLS termination"),
+        "{table}"
+    );
     eventually("the Gateway's status to show the NACK", DEADLINE, || {
         let gw = mesh
             .cp
