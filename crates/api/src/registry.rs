@@ -20,7 +20,7 @@ pub use sources::{ConfigObjects, Source, Sources, Workload, Workloads};
 pub use vip::{VIP_RANGE, VipAllocator};
 
 /// The protocol of a service port, from its declared protocol (or its name's prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Protocol {
     Http,
     Http2,
@@ -61,7 +61,7 @@ impl Protocol {
 }
 
 /// One port of a service.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServicePort {
     pub number: u16,
     pub name: String,
@@ -74,14 +74,14 @@ pub struct ServicePort {
 }
 
 /// One instance of a service: an address, its ports by service-port name, its labels.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     pub address: String,
     pub ports: BTreeMap<String, u16>,
     pub labels: BTreeMap<String, String>,
     /// The identity the workload runs as (`spiffe://cluster.local/ns/<ns>/sa/<sa>`), when
     /// its source says.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
 }
 
@@ -105,8 +105,31 @@ pub struct Origin {
     pub name: String,
 }
 
+/// An origin as the control plane sends it (the proxy decodes the services it is
+/// pushed); a kind no source makes is refused.
+impl<'de> serde::Deserialize<'de> for Origin {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Origin, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            kind: String,
+            name: String,
+        }
+        let wire = Wire::deserialize(d)?;
+        let kind = ["ServiceEntry", "Service"]
+            .into_iter()
+            .find(|k| *k == wire.kind)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("unknown service origin {:?}", wire.kind))
+            })?;
+        Ok(Origin {
+            kind,
+            name: wire.name,
+        })
+    }
+}
+
 /// A service known by its fully-qualified host.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Service {
     pub host: String,
     pub namespace: String,
@@ -119,7 +142,7 @@ pub struct Service {
     /// The namespaces the service is visible from, as written (`exportTo` of a
     /// ServiceEntry, the `networking.istio.io/exportTo` annotation of a Service); empty
     /// means Istio's default, every namespace.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub export_to: Vec<String>,
     pub origin: Origin,
 }

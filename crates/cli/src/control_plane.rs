@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 use weft_control_plane::api::Api;
+use weft_control_plane::push::{PushOptions, PushServer, VIPS_FILE};
 use weft_control_plane::state;
 use weft_control_plane::store::{ConfigStore, FileStore};
 
@@ -24,6 +25,10 @@ pub struct ControlPlaneArgs {
     /// The address of the HTTP server: `/metrics` and the local API.
     #[arg(long, default_value = "127.0.0.1:15014")]
     listen: SocketAddr,
+    /// The address proxies connect to for their config (the `DeltaConfig` gRPC stream,
+    /// Istio's 15010).
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    xds_listen: SocketAddr,
     /// How often `config/` is checked for files edited by hand (`500ms`, `1s`).
     #[arg(long, default_value = "1s", value_parser = crate::proxy::parse_duration)]
     watch_interval: Duration,
@@ -93,9 +98,45 @@ async fn serve(
         let every = args.watch_interval;
         tokio::spawn(async move { store.watch_files(every).await })
     };
+    let xds = tokio::net::TcpListener::bind(args.xds_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for proxies (pick another address with --xds-listen)",
+                args.xds_listen
+            )
+        })?;
+    tracing::info!(xds_listen = %args.xds_listen, "serving proxies");
     let store: Arc<dyn ConfigStore> = Arc::new(store);
-    let api = Arc::new(Api::new(store, token, Default::default()));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let push = PushServer::new(
+        Arc::clone(&store),
+        PushOptions {
+            vips_file: Some(dir.join(VIPS_FILE)),
+            ..PushOptions::default()
+        },
+        &mut registry,
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let pusher = tokio::spawn(Arc::clone(&push).run());
+    let xds_server = {
+        let push = Arc::clone(&push);
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = push.serve(xds, stopped).await {
+                tracing::error!(error = %e, "the push server stopped");
+            }
+        })
+    };
+    let api = Arc::new(Api::new(store, token, registry).with_push(push));
     api.serve(listener, shutdown_signal()).await;
+    stop_tx.send_replace(true);
+    // Open streams end with the server; proxies reconnect to the next control plane.
+    let _ = tokio::time::timeout(Duration::from_secs(2), xds_server).await;
+    pusher.abort();
     watcher.abort();
     tracing::info!("control plane stopped");
     Ok(ExitCode::SUCCESS)

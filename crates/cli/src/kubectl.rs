@@ -2,7 +2,7 @@
 //! plane's local API, with kubectl's output (`virtualservice.networking.istio.io/reviews
 //! created`, its tables, its `Error from server (NotFound)` lines) and exit codes.
 
-mod client;
+pub(crate) mod client;
 mod table;
 
 use std::io::{Read, Write};
@@ -37,7 +37,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let dir = crate::control_plane::state_dir(self.state_dir.as_deref())?;
         Client::new(self.control_plane.clone(), dir)
     }

@@ -4,6 +4,7 @@ mod check;
 mod control_plane;
 mod kubectl;
 mod proxy;
+mod proxy_status;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Command {
     Get(kubectl::GetArgs),
     /// Delete config objects from the control plane (like `kubectl delete`).
     Delete(kubectl::DeleteArgs),
+    /// Show the proxies connected to the control plane and how far each is in sync
+    /// (like `istioctl proxy-status`).
+    ProxyStatus(proxy_status::ProxyStatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Apply(args) => kubectl::apply(&args),
         Command::Get(args) => kubectl::get(&args),
         Command::Delete(args) => kubectl::delete(&args),
+        Command::ProxyStatus(args) => proxy_status::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -27,8 +27,25 @@ pub struct ProxyArgs {
     mode: Mode,
     /// A directory of Istio YAML to serve (Gateway, VirtualService, DestinationRule,
     /// ServiceEntry, WorkloadEntry); changes are picked up while running.
-    #[arg(long, env = "WEFT_CONFIG_DIR")]
-    config_dir: PathBuf,
+    #[arg(
+        long,
+        env = "WEFT_CONFIG_DIR",
+        required_unless_present = "control_plane",
+        conflicts_with = "control_plane"
+    )]
+    config_dir: Option<PathBuf>,
+    /// Take the config from the control plane's push stream at this address (its
+    /// `--xds-listen`, e.g. 127.0.0.1:15010) instead of a directory. While it is away the
+    /// proxy keeps serving the config it has, and reconnects.
+    #[arg(long, value_name = "ADDR")]
+    control_plane: Option<String>,
+    /// The proxy's name as the control plane lists it (`weft proxy-status`)
+    /// [default: <mode>-<pid>.<namespace>].
+    #[arg(long)]
+    name: Option<String>,
+    /// The service account the workload runs as (its identity, for policies).
+    #[arg(long, default_value = "default")]
+    service_account: String,
     /// The namespace of the proxy's workload [default: istio-system for a gateway,
     /// default for a sidecar].
     #[arg(long)]
@@ -151,6 +168,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     let mut labels = BTreeMap::new();
     for pair in args
         .labels
+        .clone()
         .unwrap_or(default_labels)
         .iter()
         .filter(|l| !l.is_empty())
@@ -160,20 +178,14 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("label {pair:?} must be written key=value"))?;
         labels.insert(k.to_string(), v.to_string());
     }
-    anyhow::ensure!(
-        args.config_dir.is_dir(),
-        "config directory {} does not exist",
-        args.config_dir.display()
-    );
-    let source = weft_proxy::DirectorySource::new(args.config_dir, Duration::from_millis(500));
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| default_namespace.to_string());
+    let source = source(&args, &namespace, &labels)?;
     let opts = ProxyOptions {
         mode,
-        identity: ProxyIdentity {
-            namespace: args
-                .namespace
-                .unwrap_or_else(|| default_namespace.to_string()),
-            labels,
-        },
+        identity: ProxyIdentity { namespace, labels },
         listen_address: args.listen_address,
         admin: args.admin,
         readiness: args.readiness,
@@ -192,9 +204,66 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     runtime
-        .block_on(weft_proxy::run(opts, source, shutdown_signal()))
+        .block_on(async {
+            match source {
+                Source::Directory(dir) => {
+                    let source = weft_proxy::DirectorySource::new(dir, Duration::from_millis(500));
+                    weft_proxy::run(opts, source, shutdown_signal()).await
+                }
+                // The stream's task needs the runtime: start it inside.
+                Source::ControlPlane(xds) => {
+                    let source = weft_proxy::XdsSource::start(xds);
+                    weft_proxy::run(opts, source, shutdown_signal()).await
+                }
+            }
+        })
         .context("running the proxy")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the config comes from.
+enum Source {
+    Directory(PathBuf),
+    ControlPlane(weft_proxy::XdsOptions),
+}
+
+fn source(
+    args: &ProxyArgs,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> anyhow::Result<Source> {
+    if let Some(address) = &args.control_plane {
+        let mode = match args.mode {
+            Mode::Gateway => weft_xds::ProxyMode::Gateway,
+            Mode::Sidecar => weft_xds::ProxyMode::Sidecar,
+        };
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}.{namespace}", mode.name(), std::process::id()));
+        let node = weft_xds::Node {
+            name,
+            mode: mode as i32,
+            namespace: namespace.to_string(),
+            labels: labels.clone().into_iter().collect(),
+            service_account: args.service_account.clone(),
+            version: format!("weft {}", env!("CARGO_PKG_VERSION")),
+        };
+        return Ok(Source::ControlPlane(weft_proxy::XdsOptions::new(
+            address.clone(),
+            node,
+        )));
+    }
+    let dir = args
+        .config_dir
+        .clone()
+        .context("pass --config-dir DIR or --control-plane ADDR")?;
+    anyhow::ensure!(
+        dir.is_dir(),
+        "config directory {} does not exist",
+        dir.display()
+    );
+    Ok(Source::Directory(dir))
 }
 
 async fn shutdown_signal() {

@@ -74,6 +74,8 @@ impl ControlPlane {
                 &addr,
                 "--watch-interval",
                 "100ms",
+                "--xds-listen",
+                "127.0.0.1:0",
             ])
             .arg("--state-dir")
             .arg(&state.0)

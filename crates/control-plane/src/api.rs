@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 use weft_api::kind::{Kind, Scope};
 
 use crate::metrics::ConfigMetrics;
+use crate::push::PushServer;
 use crate::store::{Applied, Batch, ConfigStore, Key, StoreError, kind_ref, resource};
 
 /// The largest request body accepted.
@@ -35,6 +36,8 @@ pub struct Api {
     token: String,
     registry: Registry,
     config_metrics: ConfigMetrics,
+    /// Serves `/debug/syncz` when there is one.
+    push: Option<Arc<PushServer>>,
 }
 
 impl Api {
@@ -46,7 +49,14 @@ impl Api {
             token,
             registry,
             config_metrics,
+            push: None,
         }
+    }
+
+    /// Serves the push server's `/debug/syncz` too.
+    pub fn with_push(mut self, push: Arc<PushServer>) -> Api {
+        self.push = Some(push);
+        self
     }
 
     /// Serves connections from `listener` until `shutdown` resolves, then lets open
@@ -107,6 +117,13 @@ impl Api {
                 "Unauthorized: a valid bearer token is required (the state directory's api-token)"
                     .into(),
             );
+        }
+        if path == "/debug/syncz" {
+            return match (&self.push, req.method()) {
+                (Some(push), &Method::GET) => json_response(StatusCode::OK, &push.syncz()),
+                (None, _) => no_such_path(),
+                _ => method_not_allowed(),
+            };
         }
         let query = Query::parse(req.uri().query().unwrap_or(""));
         let method = req.method().clone();

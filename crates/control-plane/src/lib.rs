@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod push;
 pub mod random;
 pub mod scope;
 pub mod state;

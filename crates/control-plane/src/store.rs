@@ -105,11 +105,13 @@ pub struct Status {
     pub distribution: Option<Distribution>,
 }
 
-/// "Applied by `applied` of `total` proxies at generation `generation`".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// "Applied by `applied` of `total` proxies at generation `generation`", and refused
+/// (NACKed) by `rejected` of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Distribution {
     pub generation: i64,
     pub applied: u32,
+    pub rejected: u32,
     pub total: u32,
 }
 
@@ -174,11 +176,21 @@ impl StoredObject {
         })];
         if let Some(d) = self.status.distribution {
             let done = d.generation == generation && d.applied == d.total;
+            let mut message = format!("{}/{} proxies up to date.", d.applied, d.total);
+            if d.rejected > 0 {
+                message.push_str(&format!(" {} rejected it (NACK).", d.rejected));
+            }
             conditions.push(json!({
                 "type": "Reconciled",
                 "status": if done { "True" } else { "False" },
-                "reason": if done { "Reconciled" } else { "InProgress" },
-                "message": format!("{}/{} proxies up to date.", d.applied, d.total),
+                "reason": if done {
+                    "Reconciled"
+                } else if d.rejected > 0 {
+                    "Rejected"
+                } else {
+                    "InProgress"
+                },
+                "message": message,
                 "observedGeneration": d.generation,
             }));
         }

@@ -22,5 +22,5 @@ pub mod tcp;
 pub use http::ServerLimits;
 pub use run::{LogControl, ProxyMode, ProxyOptions, run};
 pub use sidecar::SidecarOptions;
-pub use source::{ConfigSource, DirectorySource};
+pub use source::{ConfigSource, DirectorySource, Snapshot, XdsOptions, XdsSource};
 pub use tables::{OutboundPolicy, ProxyIdentity, Tables};

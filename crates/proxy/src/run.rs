@@ -12,11 +12,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use weft_api::object::Object;
 
 use crate::http::{ServerLimits, Shared};
+use crate::registry::Registry;
 use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
-use crate::source::ConfigSource;
+use crate::source::{ConfigSource, Snapshot};
 use crate::tables::{ProxyIdentity, Tables};
 
 /// What the proxy is.
@@ -76,8 +76,12 @@ pub async fn run(
     mut source: impl ConfigSource,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let objects = source.next().await.unwrap_or_default();
-    let tables = compile(&opts, &objects, 1);
+    let first = source.next().await.unwrap_or_default();
+    let mut tables = compile(&opts, &first, 1);
+    if !source.verdict(&tables.rejected).await {
+        // Refused, with nothing before it: serve nothing until the next version.
+        tables = compile(&opts, &Snapshot::default(), 1);
+    }
     let shared = Shared::with_limits(tables, opts.limits);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let ready = Arc::new(AtomicBool::new(false));
@@ -121,9 +125,14 @@ pub async fn run(
             _ = stop_rx.changed() => break,
             next = source.next() => {
                 // A source that has ended leaves the proxy serving its last good config.
-                let Some(objects) = next else { continue };
+                let Some(snapshot) = next else { continue };
+                let tables = compile(&opts, &snapshot, version + 1);
+                if !source.verdict(&tables.rejected).await {
+                    tracing::warn!(version, "config refused: serving the previous version");
+                    continue;
+                }
                 version += 1;
-                shared.tables.store(Arc::new(compile(&opts, &objects, version)));
+                shared.tables.store(Arc::new(tables));
                 if let ProxyMode::Gateway = opts.mode {
                     reconcile(&opts, &shared, &mut listeners).await;
                 }
@@ -256,12 +265,21 @@ async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Li
 
 /// Compiles one version of the config; what cannot be served is logged and left out,
 /// the rest is served.
-fn compile(opts: &ProxyOptions, objects: &[Object], version: u64) -> Tables {
+fn compile(opts: &ProxyOptions, snapshot: &Snapshot, version: u64) -> Tables {
+    let objects = &snapshot.objects;
+    let registry = match &snapshot.services {
+        Some(given) => given.clone(),
+        None => Registry::build(objects),
+    };
     let tables = match &opts.mode {
-        ProxyMode::Gateway => Tables::for_gateway(objects, &opts.identity, version),
-        ProxyMode::Sidecar(s) => {
-            Tables::for_sidecar(objects, &opts.identity, s.outbound_policy, version)
-        }
+        ProxyMode::Gateway => Tables::for_gateway_with(objects, registry, &opts.identity, version),
+        ProxyMode::Sidecar(s) => Tables::for_sidecar_with(
+            objects,
+            registry,
+            &opts.identity,
+            s.outbound_policy,
+            version,
+        ),
     };
     for reason in &tables.rejected {
         tracing::warn!(%reason, "config not served");

@@ -1,6 +1,7 @@
-//! Where a proxy's config comes from, behind one interface: a directory of YAML today
-//! (how Istio meshes VMs, and how tests drive the proxy), the control plane's push stream
-//! next.
+//! Where a proxy's config comes from, behind one interface: a directory of YAML (how
+//! tests drive a lone proxy) or the control plane's push stream (`xds`).
+
+pub mod xds;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -10,11 +11,33 @@ use std::time::{Duration, SystemTime};
 use weft_api::object::Object;
 use weft_api::{LoadOptions, Severity};
 
+use crate::registry::Registry;
+
+pub use xds::{XdsOptions, XdsSource};
+
+/// One version of a proxy's whole config.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub objects: Vec<Object>,
+    /// The services, when the source knows them (the control plane's registry, with its
+    /// VIPs); `None`: the proxy builds them from the objects (`Registry::build`).
+    pub services: Option<Registry>,
+}
+
 /// A stream of config versions.
 pub trait ConfigSource: Send {
     /// The next version of the whole config: at once the first time, then when it changes.
     /// `None` when the source has ended (the proxy keeps serving its last good config).
-    fn next(&mut self) -> impl Future<Output = Option<Vec<Object>>> + Send;
+    fn next(&mut self) -> impl Future<Output = Option<Snapshot>> + Send;
+
+    /// What the proxy made of the snapshot `next` gave: the reasons its tables left
+    /// config out for (`Tables::rejected`). Answers whether to serve the new tables; a
+    /// source that can refuse a version (the control plane's, with a NACK) says no when a
+    /// reason names what it just received, and the proxy keeps its previous tables.
+    fn verdict(&mut self, rejected: &[String]) -> impl Future<Output = bool> + Send {
+        let _ = rejected;
+        std::future::ready(true)
+    }
 }
 
 /// A directory of YAML (Gateway, VirtualService, DestinationRule, ServiceEntry,
@@ -37,12 +60,15 @@ impl DirectorySource {
 }
 
 impl ConfigSource for DirectorySource {
-    async fn next(&mut self) -> Option<Vec<Object>> {
+    async fn next(&mut self) -> Option<Snapshot> {
         loop {
             let now = fingerprint(&self.dir);
             if self.seen.as_ref() != Some(&now) {
                 self.seen = Some(now);
-                return Some(load(&self.dir));
+                return Some(Snapshot {
+                    objects: load(&self.dir),
+                    services: None,
+                });
             }
             tokio::time::sleep(self.poll).await;
         }

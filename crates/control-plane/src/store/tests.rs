@@ -345,6 +345,7 @@ async fn the_stored_object_round_trips_through_yaml() {
             generation: 1,
             applied: 2,
             total: 3,
+            ..Distribution::default()
         },
     );
     let stored = store.get(&key("reviews")).unwrap();

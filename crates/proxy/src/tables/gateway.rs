@@ -18,7 +18,16 @@ impl Tables {
     /// Builds the tables of a gateway proxy: listeners for the servers of the Gateways
     /// whose selector matches `me`, routes from the VirtualServices bound to them.
     pub fn for_gateway(objects: &[Object], me: &ProxyIdentity, version: u64) -> Tables {
-        let registry = Registry::build(objects);
+        Tables::for_gateway_with(objects, Registry::build(objects), me, version)
+    }
+
+    /// The same, with the services given (the control plane's registry).
+    pub fn for_gateway_with(
+        objects: &[Object],
+        registry: Registry,
+        me: &ProxyIdentity,
+        version: u64,
+    ) -> Tables {
         let mut clusters = Clusters::new(objects, &registry);
         let mut build = Build {
             me,

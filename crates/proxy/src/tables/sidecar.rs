@@ -125,7 +125,17 @@ impl Tables {
         mesh_policy: OutboundPolicy,
         version: u64,
     ) -> Tables {
-        let registry = Registry::build(objects);
+        Tables::for_sidecar_with(objects, Registry::build(objects), me, mesh_policy, version)
+    }
+
+    /// The same, with the services given (the control plane's registry).
+    pub fn for_sidecar_with(
+        objects: &[Object],
+        registry: Registry,
+        me: &ProxyIdentity,
+        mesh_policy: OutboundPolicy,
+        version: u64,
+    ) -> Tables {
         let mut clusters = Clusters::new(objects, &registry);
         let mut rejected = Vec::new();
         let mut listeners = BTreeMap::new();

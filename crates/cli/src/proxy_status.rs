@@ -1,0 +1,129 @@
+//! `weft proxy-status`: istioctl's `proxy-status` for Weft, one row per proxy connected to
+//! the control plane with its state per resource type (SYNCED, STALE, NOT SENT, NACKED),
+//! read from the control plane's `/debug/syncz`; the reasons of NACKs follow the table.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use hyper::Method;
+use serde_json::Value;
+
+use crate::kubectl::Connection;
+use crate::kubectl::client::server_error;
+
+#[derive(Args)]
+pub struct ProxyStatusArgs {
+    /// Only this proxy.
+    name: Option<String>,
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Output,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+pub fn run(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
+    let client = args.connection.client()?;
+    let (code, answer) = client.call(Method::GET, "/debug/syncz", None)?;
+    if code != 200 {
+        eprintln!("{}", server_error(&answer));
+        return Ok(ExitCode::from(1));
+    }
+    let proxies: Vec<&Value> = answer["proxies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| args.name.as_deref().is_none_or(|n| p["proxy"] == n))
+        .collect();
+    if let Some(name) = &args.name
+        && proxies.is_empty()
+    {
+        eprintln!("Error: no proxy named {name:?} is connected to the control plane");
+        return Ok(ExitCode::from(1));
+    }
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&proxies).unwrap_or_default()
+        ),
+        Output::Table => print!("{}", render(&proxies)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// istioctl's state words: `NOT_SENT` is written `NOT SENT`.
+fn state(t: &Value) -> String {
+    t["state"].as_str().unwrap_or("").replace('_', " ")
+}
+
+fn render(proxies: &[&Value]) -> String {
+    let type_names: Vec<String> = proxies
+        .first()
+        .and_then(|p| p["types"].as_array())
+        .map(|ts| {
+            ts.iter()
+                .map(|t| t["name"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_else(|| vec!["SERVICES".into(), "CONFIG".into()]);
+    let mut rows = vec![
+        ["NAME", "NAMESPACE", "MODE"]
+            .iter()
+            .map(ToString::to_string)
+            .chain(type_names.iter().cloned())
+            .chain(["VERSION".to_string()])
+            .collect::<Vec<String>>(),
+    ];
+    let mut reasons = Vec::new();
+    for p in proxies {
+        let mut row = vec![
+            p["proxy"].as_str().unwrap_or("").to_string(),
+            p["namespace"].as_str().unwrap_or("").to_string(),
+            p["mode"].as_str().unwrap_or("").to_string(),
+        ];
+        for t in p["types"].as_array().into_iter().flatten() {
+            row.push(state(t));
+            if t["state"] == "NACKED"
+                && let Some(reason) = t["last_nack"].as_str()
+            {
+                reasons.push(format!(
+                    "{} {}: {reason}",
+                    row[0],
+                    t["name"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        row.push(p["version"].as_str().unwrap_or("").to_string());
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    if !reasons.is_empty() {
+        out.push('\n');
+        for r in reasons {
+            out.push_str(&format!("NACK {r}\n"));
+        }
+    }
+    out
+}

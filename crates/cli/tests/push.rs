@@ -1,0 +1,433 @@
+//! The push stream end to end: the real `weft control-plane`, real `weft proxy` gateways
+//! that take their config from it (`--control-plane`), echo backends and curl. An apply
+//! changes routing within a second; config the proxy cannot serve is NACKed (shown in
+//! `/debug/syncz` and the object's status) while the proxy keeps its previous config;
+//! a control plane killed and restarted loses no request and the proxy resyncs;
+//! deleting an object removes its effect.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up step should stop the test
+
+#[allow(dead_code)] // this file uses only part of the shared support
+mod support;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::config::{http_gateway, static_service};
+use support::{Backend, DEADLINE, TempDir, eventually, free_port, try_curl};
+
+/// A `weft control-plane` on its own ports, killed when dropped.
+struct ControlPlane {
+    child: Child,
+    api: String,
+    xds: String,
+    state: PathBuf,
+    log: PathBuf,
+}
+
+impl ControlPlane {
+    fn start(dir: &TempDir) -> ControlPlane {
+        let api = format!("127.0.0.1:{}", free_port());
+        let xds = format!("127.0.0.1:{}", free_port());
+        ControlPlane::start_on(dir, api, xds)
+    }
+
+    /// Starts one on given addresses (a restart takes the same).
+    fn start_on(dir: &TempDir, api: String, xds: String) -> ControlPlane {
+        let state = dir.config_dir().join("state");
+        let log = dir.log_path().with_file_name("control-plane.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["control-plane", "--listen", &api, "--xds-listen", &xds])
+            .arg("--state-dir")
+            .arg(&state)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .expect("start weft control-plane");
+        let mut cp = ControlPlane {
+            child,
+            api,
+            xds,
+            state,
+            log,
+        };
+        let url = format!("http://{}/healthz/ready", cp.api);
+        eventually("the control plane to answer", DEADLINE, || {
+            if let Ok(Some(status)) = cp.child.try_wait() {
+                panic!(
+                    "weft control-plane exited early ({status}):\n{}",
+                    cp.log_text()
+                );
+            }
+            try_curl(&[&url]).filter(|r| r.status == 200)
+        });
+        cp
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn weft(&self, args: &[&str], stdin: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .args(["--control-plane", &self.api])
+            .arg("--state-dir")
+            .arg(&self.state)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// `weft apply -f -` of `yaml`; asserts it worked.
+    fn apply(&self, yaml: &str) {
+        let out = self.weft(&["apply", "-f", "-"], yaml);
+        assert!(
+            out.status.success(),
+            "weft apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The API's JSON at `path`, with the token.
+    fn get_json(&self, path: &str) -> Value {
+        let token = std::fs::read_to_string(self.state.join("api-token")).unwrap();
+        let auth = format!("Authorization: Bearer {}", token.trim());
+        let url = format!("http://{}{path}", self.api);
+        let reply = try_curl(&["-H", &auth, &url]).expect("the API answers");
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        serde_json::from_str(&reply.body).unwrap()
+    }
+
+    /// `/debug/syncz`'s state of `type_name` (CONFIG, SERVICES) for the one proxy.
+    fn sync_state(&self, type_name: &str) -> Option<Value> {
+        let syncz = self.get_json("/debug/syncz");
+        let proxy = syncz["proxies"].as_array()?.first()?.clone();
+        proxy["types"]
+            .as_array()?
+            .iter()
+            .find(|t| t["name"] == type_name)
+            .cloned()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- weft control-plane log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// A `weft proxy` gateway fed by the control plane, killed when dropped.
+struct Proxy {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proxy {
+    fn start(dir: &TempDir, cp: &ControlPlane) -> Proxy {
+        let log = dir.log_path();
+        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["proxy", "--control-plane", &cp.xds, "--name", "ingress"])
+            .args(["--labels", "istio=ingressgateway"])
+            .args(["--admin", &format!("127.0.0.1:{}", free_port())])
+            .args(["--readiness", "127.0.0.1:0"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .expect("start weft proxy");
+        Proxy { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- weft proxy log ---\n{}", self.log_text());
+        }
+    }
+}
+
+/// A VirtualService on Gateway `gw` sending everything to `backend`.
+fn route_to(backend: &str) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: route
+spec:
+  hosts: [\"*\"]
+  gateways: [gw]
+  http:
+  - route:
+    - destination:
+        host: {backend}.default.svc.cluster.local
+        port: {{number: 9080}}
+"
+    )
+}
+
+/// Which backend answers on the gateway port (`None`: no answer or not a backend's).
+fn answered_by(port: u16) -> Option<String> {
+    let reply = try_curl(&["-m", "2", &format!("http://127.0.0.1:{port}/")])?;
+    (reply.status == 200).then(|| reply.echo().backend().to_string())
+}
+
+/// A mesh of two backends (`v1`, `v2`), a control plane with a Gateway on a free port
+/// routing to `v1`, and a gateway proxy serving it.
+struct Mesh {
+    port: u16,
+    cp: ControlPlane,
+    proxy: Proxy,
+    _backends: [Backend; 2],
+    dir: TempDir,
+}
+
+impl Mesh {
+    fn start(name: &str) -> Mesh {
+        let dir = TempDir::new(name);
+        let backends = [Backend::start("v1"), Backend::start("v2")];
+        let port = free_port();
+        let cp = ControlPlane::start(&dir);
+        cp.apply(&format!(
+            "{}---\n{}---\n{}---\n{}",
+            http_gateway("gw", port, &["*"]),
+            static_service("v1", backends[0].port),
+            static_service("v2", backends[1].port),
+            route_to("v1")
+        ));
+        let proxy = Proxy::start(&dir, &cp);
+        eventually("the proxy to route to v1", DEADLINE, || {
+            answered_by(port).filter(|b| b == "v1")
+        });
+        Mesh {
+            port,
+            cp,
+            proxy,
+            _backends: backends,
+            dir,
+        }
+    }
+}
+
+#[test]
+fn an_applied_virtual_service_changes_routing_within_a_second() {
+    let mesh = Mesh::start("push-apply");
+    let started = Instant::now();
+    mesh.cp.apply(&route_to("v2"));
+    eventually("the proxy to route to v2", Duration::from_secs(1), || {
+        answered_by(mesh.port).filter(|b| b == "v2")
+    });
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+    // The proxy ACKed it: SYNCED, and the object's status says so.
+    eventually("CONFIG to be SYNCED", DEADLINE, || {
+        mesh.cp
+            .sync_state("CONFIG")
+            .filter(|t| t["state"] == "SYNCED")
+    });
+    eventually(
+        "the VirtualService's status to count the proxy",
+        DEADLINE,
+        || {
+            let vs = mesh
+                .cp
+                .get_json("/apis/networking.istio.io/v1/namespaces/default/virtualservices/route");
+            let message = vs["status"]["conditions"][1]["message"]
+                .as_str()?
+                .to_string();
+            (message == "1/1 proxies up to date.").then_some(())
+        },
+    );
+    eprintln!("routing changed {took:?} after weft apply returned");
+}
+
+#[test]
+fn config_the_proxy_cannot_serve_is_nacked_and_the_previous_config_stays() {
+    let mesh = Mesh::start("push-nack");
+    // TLS termination is not served yet: the proxy's tables refuse this server.
+    let tls_port = free_port();
+    let refused = format!(
+        "{}  - port:
+      number: {tls_port}
+      name: https
+      protocol: HTTPS
+    tls:
+      mode: SIMPLE
+      credentialName: cert
+    hosts:
+    - \"*\"
+",
+        http_gateway("gw", mesh.port, &["*"])
+    );
+    mesh.cp.apply(&refused);
+    let config = eventually("CONFIG to be NACKED", DEADLINE, || {
+        mesh.cp
+            .sync_state("CONFIG")
+            .filter(|t| t["state"] == "NACKED")
+    });
+    let reason = config["last_nack"].as_str().unwrap();
+    assert!(
+        reason.contains("Gateway/default/gw") && reason.contains("TLS termination"),
+        "{reason}"
+    );
+    // `weft proxy-status` shows it as istioctl would, with the reason.
+    let out = mesh.cp.weft(&["proxy-status"], "");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("NAME") && header.contains("SERVICES") && header.contains("CONFIG"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.starts_with("ingress")).unwrap();
+    assert!(
+        row.contains("gateway") && row.contains("SYNCED") && row.contains("NACKED"),
+        "{table}"
+    );
+    assert!(
+        table.contains("NACK ingress CONFIG: ") && table.contains("TLS termination"),
+        "{table}"
+    );
+    eventually("the Gateway's status to show the NACK", DEADLINE, || {
+        let gw = mesh
+            .cp
+            .get_json("/apis/networking.istio.io/v1/namespaces/default/gateways/gw");
+        let message = gw["status"]["conditions"][1]["message"]
+            .as_str()?
+            .to_string();
+        message.contains("rejected").then_some(message)
+    });
+    // The previous config is still served: v1 answers, the refused port is not open.
+    assert_eq!(answered_by(mesh.port).as_deref(), Some("v1"));
+    assert!(std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err());
+    // Other changes still go through, and fixing the Gateway clears the NACK.
+    mesh.cp.apply(&route_to("v2"));
+    eventually("the proxy to route to v2", DEADLINE, || {
+        answered_by(mesh.port).filter(|b| b == "v2")
+    });
+    mesh.cp.apply(&http_gateway("gw", mesh.port, &["*"]));
+    eventually("CONFIG to be SYNCED again", DEADLINE, || {
+        mesh.cp
+            .sync_state("CONFIG")
+            .filter(|t| t["state"] == "SYNCED")
+    });
+}
+
+#[test]
+fn a_control_plane_restart_loses_no_request_and_the_proxy_resyncs() {
+    let mut mesh = Mesh::start("push-restart");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let client = {
+        let (stop, sent, failed, port) = (stop.clone(), sent.clone(), failed.clone(), mesh.port);
+        std::thread::spawn(move || {
+            // Bounded: at most 60 s of requests, whatever happens to the test.
+            let start = Instant::now();
+            while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(60) {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if answered_by(port).as_deref() != Some("v1") {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let wait_for_requests = |n: usize| {
+        let target = sent.load(Ordering::Relaxed) + n;
+        eventually("requests to flow", DEADLINE, || {
+            (sent.load(Ordering::Relaxed) >= target).then_some(())
+        });
+    };
+    wait_for_requests(20);
+    let (api, xds) = (mesh.cp.api.clone(), mesh.cp.xds.clone());
+    mesh.cp.kill();
+    // Away for a while: the proxy keeps serving what it has, and retries.
+    wait_for_requests(50);
+    mesh.cp = ControlPlane::start_on(&mesh.dir, api, xds);
+    eventually("the proxy to reconnect", DEADLINE, || {
+        mesh.cp
+            .sync_state("CONFIG")
+            .filter(|t| t["state"] == "SYNCED")
+    });
+    wait_for_requests(20);
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{sent} requests through the restart, {failed} failed");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed");
+    // Resynced: an apply after the restart takes effect.
+    mesh.cp.apply(&route_to("v2"));
+    eventually("the proxy to route to v2", DEADLINE, || {
+        answered_by(mesh.port).filter(|b| b == "v2")
+    });
+    assert!(mesh.proxy.log_text().contains("config stream open"));
+}
+
+#[test]
+fn deleting_an_object_removes_its_effect() {
+    let mesh = Mesh::start("push-delete");
+    let out = mesh.cp.weft(&["delete", "vs", "route"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No VirtualService binds the Gateway any more: 404 (Envoy's NR).
+    eventually("the route to be gone", DEADLINE, || {
+        let reply = try_curl(&["-m", "2", &format!("http://127.0.0.1:{}/", mesh.port)])?;
+        (reply.status == 404).then_some(())
+    });
+    // Deleting the Gateway closes its port.
+    let out = mesh.cp.weft(&["delete", "gw", "gw"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the gateway port to close", DEADLINE, || {
+        std::net::TcpStream::connect(("127.0.0.1", mesh.port))
+            .is_err()
+            .then_some(())
+    });
+}

@@ -1,0 +1,344 @@
+//! The push server: serves the `DeltaConfig` stream (weft-xds) to the proxies on
+//! 127.0.0.1:15010. It watches the config store and the self-registered workloads,
+//! debounces their changes (100 ms of quiet, 1 s at most), builds the next world (every
+//! resource encoded once per version), works out which proxies a change affects
+//! (`scope::affected`) and wakes only their streams, which send each proxy what changed
+//! since what it has. It records each proxy's ACKs and NACKs (`/debug/syncz`) and each
+//! object's distribution in the store ("2/3 proxies up to date").
+
+mod conn;
+mod metrics;
+mod status;
+mod stream;
+mod world;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
+use weft_api::registry::{VipAllocator, Workload, Workloads};
+
+use crate::scope::{self, ObjectKey, Options, ProxyIdentity, Snapshot};
+use crate::store::ConfigStore;
+
+pub use conn::SyncState;
+pub use metrics::PushMetrics;
+pub use world::{Encoded, resource_name};
+
+use conn::Connection;
+use world::World;
+
+/// The file in the state directory that keeps the services' virtual IPs across restarts.
+pub const VIPS_FILE: &str = "vips.json";
+
+/// How the push server batches changes.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// A batch ends once no change came for this long...
+    pub debounce_quiet: Duration,
+    /// ...or this long after its first change, whichever comes first.
+    pub debounce_max: Duration,
+    pub scope: Options,
+    /// Where the VIP allocator is kept (`STATE/vips.json`); `None` keeps it in memory.
+    pub vips_file: Option<PathBuf>,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            debounce_quiet: Duration::from_millis(100),
+            debounce_max: Duration::from_secs(1),
+            scope: Options::default(),
+            vips_file: None,
+        }
+    }
+}
+
+/// A connected proxy as the server tracks it.
+struct Peer {
+    identity: ProxyIdentity,
+    conn: Arc<Mutex<Connection>>,
+    wake: Arc<Notify>,
+}
+
+/// The push server. Cheap to share (`Arc`); `run` drives it, `serve` serves streams.
+pub struct PushServer {
+    store: Arc<dyn ConfigStore>,
+    opts: PushOptions,
+    world: Mutex<Arc<World>>,
+    peers: Mutex<BTreeMap<u64, Peer>>,
+    next_peer: AtomicU64,
+    workloads: Mutex<Workloads>,
+    vips: Mutex<VipAllocator>,
+    /// Wakes the batching loop for a change that is not a store event.
+    kick: Notify,
+    /// Wakes the status writer: an ACK, a NACK, a proxy came or went.
+    status_dirty: Notify,
+    /// How many resources were encoded so far (each once per version).
+    encodes: AtomicU64,
+    /// How many batches were pushed so far.
+    batches: AtomicU64,
+    /// How many proxy views were worked out (`scope()` calls).
+    scopes: AtomicU64,
+    metrics: PushMetrics,
+}
+
+/// Locks a mutex; a poisoned one (a panic elsewhere) still holds consistent data here,
+/// as every critical section only swaps or inserts whole values.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PushServer {
+    /// A push server over `store`; its first world is built at once. Registers its
+    /// metrics in `registry`.
+    pub fn new(
+        store: Arc<dyn ConfigStore>,
+        opts: PushOptions,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Arc<PushServer> {
+        let vips = opts
+            .vips_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let server = Arc::new(PushServer {
+            store,
+            opts,
+            world: Mutex::new(Arc::new(World::default())),
+            peers: Mutex::new(BTreeMap::new()),
+            next_peer: AtomicU64::new(1),
+            workloads: Mutex::new(Workloads::default()),
+            vips: Mutex::new(vips),
+            kick: Notify::new(),
+            status_dirty: Notify::new(),
+            encodes: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            scopes: AtomicU64::new(0),
+            metrics: PushMetrics::register(registry),
+        });
+        server.rebuild();
+        server
+    }
+
+    /// Serves the stream on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .add_service(weft_xds::ConfigDiscoveryServer::new(stream::Service(
+                Arc::clone(self),
+            )))
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+
+    /// Watches the store and the workloads and pushes their changes, batched; writes
+    /// the objects' distribution. Runs until the store goes away.
+    pub async fn run(self: Arc<Self>) {
+        let status = tokio::spawn(status::write_distribution(Arc::clone(&self)));
+        let (_, mut events) = self.store.watch();
+        // The world was built at `new`; changes since then arrive as events.
+        loop {
+            let Some(changed) = self.next_batch(&mut events).await else {
+                break;
+            };
+            self.push(changed);
+        }
+        status.abort();
+    }
+
+    /// Waits for a change, then for the batch to end: the objects the batch named
+    /// (`Some(None)`: unknown, the event stream lagged), or `None` once the store has gone.
+    async fn next_batch(
+        &self,
+        events: &mut broadcast::Receiver<crate::store::Change>,
+    ) -> Option<Option<Vec<ObjectKey>>> {
+        let mut changed = Some(Vec::new());
+        let mut note = |ev: Result<crate::store::Change, broadcast::error::RecvError>| match ev {
+            Ok(c) => {
+                if let Some(list) = changed.as_mut() {
+                    list.push(ObjectKey::new(c.key.kind, &c.key.namespace, &c.key.name));
+                }
+                true
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                changed = None;
+                true
+            }
+            Err(broadcast::error::RecvError::Closed) => false,
+        };
+        tokio::select! {
+            ev = events.recv() => if !note(ev) { return None },
+            () = self.kick.notified() => {}
+        }
+        let deadline = Instant::now() + self.opts.debounce_max;
+        loop {
+            let quiet = Instant::now() + self.opts.debounce_quiet;
+            tokio::select! {
+                ev = events.recv() => if !note(ev) { return None },
+                () = self.kick.notified() => {}
+                () = tokio::time::sleep_until(quiet.min(deadline)) => break,
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Some(changed)
+    }
+
+    /// Builds the next world and wakes the streams of the proxies it affects (all of
+    /// them when `changed` is `None`).
+    fn push(&self, changed: Option<Vec<ObjectKey>>) {
+        let before = self.world();
+        let after = self.rebuild();
+        let peers = lock(&self.peers);
+        let targets: Vec<&Peer> = match changed {
+            None => peers.values().collect(),
+            Some(keys) => {
+                let all: Vec<&Peer> = peers.values().collect();
+                let identities: Vec<ProxyIdentity> =
+                    all.iter().map(|p| p.identity.clone()).collect();
+                let hit = scope::affected(
+                    Snapshot {
+                        index: &before.index,
+                        registry: &before.registry,
+                    },
+                    Snapshot {
+                        index: &after.index,
+                        registry: &after.registry,
+                    },
+                    &keys,
+                    &identities,
+                    &self.opts.scope,
+                );
+                hit.into_iter()
+                    .filter_map(|i| all.get(i).copied())
+                    .collect()
+            }
+        };
+        tracing::debug!(
+            version = after.generation,
+            proxies = targets.len(),
+            "pushing a change"
+        );
+        for peer in targets {
+            peer.wake.notify_one();
+        }
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.status_dirty.notify_one();
+    }
+
+    /// Builds the world from the store's current objects and the workloads, keeps it,
+    /// and saves the VIPs when they moved.
+    fn rebuild(&self) -> Arc<World> {
+        let stored = self.store.list(None, None);
+        let workloads = lock(&self.workloads).clone();
+        let mut vips = lock(&self.vips);
+        let before = vips.clone();
+        let prev = self.world();
+        let world = Arc::new(World::build(
+            &prev,
+            &stored,
+            &workloads,
+            &mut vips,
+            &self.encodes,
+        ));
+        if *vips != before
+            && let Some(path) = &self.opts.vips_file
+        {
+            save_vips(path, &vips);
+        }
+        *lock(&self.world) = Arc::clone(&world);
+        world
+    }
+
+    fn world(&self) -> Arc<World> {
+        Arc::clone(&lock(&self.world))
+    }
+
+    /// Adds or replaces a self-registered workload; the change is pushed like a config
+    /// change.
+    pub fn register_workload(&self, workload: Workload) {
+        if lock(&self.workloads).register(workload) {
+            self.kick.notify_one();
+        }
+    }
+
+    /// Removes a self-registered workload.
+    pub fn deregister_workload(&self, namespace: &str, name: &str) {
+        if lock(&self.workloads).deregister(namespace, name).is_some() {
+            self.kick.notify_one();
+        }
+    }
+
+    /// How many resources have been encoded (each once per version, whatever the number
+    /// of streams).
+    pub fn encodes(&self) -> u64 {
+        self.encodes.load(Ordering::Relaxed)
+    }
+
+    /// How many batches of changes have been pushed.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// How many proxy views have been worked out: a change costs one per proxy it
+    /// affects.
+    pub fn scopes(&self) -> u64 {
+        self.scopes.load(Ordering::Relaxed)
+    }
+
+    /// `/debug/syncz`: every connected proxy with its state per resource type.
+    pub fn syncz(&self) -> serde_json::Value {
+        status::syncz(self)
+    }
+
+    fn add_peer(&self, conn: Arc<Mutex<Connection>>, wake: Arc<Notify>) -> u64 {
+        let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
+        let identity = lock(&conn).identity.clone();
+        lock(&self.peers).insert(
+            id,
+            Peer {
+                identity,
+                conn,
+                wake,
+            },
+        );
+        self.metrics.connected.set(lock(&self.peers).len() as i64);
+        self.status_dirty.notify_one();
+        id
+    }
+
+    fn remove_peer(&self, id: u64) {
+        lock(&self.peers).remove(&id);
+        self.metrics.connected.set(lock(&self.peers).len() as i64);
+        self.status_dirty.notify_one();
+    }
+}
+
+/// Writes the VIPs next to the config (write then rename, so a crash leaves the old).
+fn save_vips(path: &std::path::Path, vips: &VipAllocator) {
+    let tmp = path.with_extension("json.tmp");
+    let result = serde_json::to_vec_pretty(vips)
+        .map_err(std::io::Error::other)
+        .and_then(|b| std::fs::write(&tmp, b))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = result {
+        tracing::warn!(path = %path.display(), error = %e, "cannot save the service VIPs");
+    }
+}
