@@ -113,11 +113,20 @@ fn exit(result: anyhow::Result<bool>) -> anyhow::Result<ExitCode> {
     match result {
         Ok(true) => Ok(ExitCode::SUCCESS),
         Ok(false) => Ok(ExitCode::FAILURE),
+        // The reader went away (`weft get vs | head`): stop quietly, as kubectl does.
+        Err(e) if broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("error: {e:#}");
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
