@@ -382,7 +382,7 @@ fn delete_objects(args: &DeleteArgs) -> anyhow::Result<bool> {
         let path = format!("{}/{}", collection(kind, ns_opt), percent_encode(&name));
         let (code, answer) = client.call(Method::DELETE, &path, None)?;
         match code {
-            200 => println!("{} \"{name}\" deleted", kind_ref(kind)),
+            200 => writeln!(std::io::stdout(), "{} \"{name}\" deleted", kind_ref(kind))?,
             404 if args.ignore_not_found => {}
             _ => {
                 ok = false;
