@@ -221,6 +221,16 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The admin address the control plane can reach: an unspecified bind address
+/// (`0.0.0.0`) is reached on loopback.
+fn admin_address(admin: SocketAddr) -> String {
+    let mut addr = admin;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr.to_string()
+}
+
 /// Where the config comes from.
 enum Source {
     Directory(PathBuf),
@@ -248,6 +258,7 @@ fn source(
             labels: labels.clone().into_iter().collect(),
             service_account: args.service_account.clone(),
             version: format!("weft {}", env!("CARGO_PKG_VERSION")),
+            admin_address: admin_address(args.admin),
         };
         return Ok(Source::ControlPlane(weft_proxy::XdsOptions::new(
             address.clone(),
