@@ -212,7 +212,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
                 }
                 // The stream's task needs the runtime: start it inside.
                 Source::ControlPlane(xds) => {
-                    let source = weft_proxy::XdsSource::start(xds);
+                    let source = weft_proxy::XdsSource::start(*xds);
                     weft_proxy::run(opts, source, shutdown_signal()).await
                 }
             }
@@ -234,7 +234,7 @@ fn admin_address(admin: SocketAddr) -> String {
 /// Where the config comes from.
 enum Source {
     Directory(PathBuf),
-    ControlPlane(weft_proxy::XdsOptions),
+    ControlPlane(Box<weft_proxy::XdsOptions>),
 }
 
 fn source(
@@ -260,10 +260,10 @@ fn source(
             version: format!("weft {}", env!("CARGO_PKG_VERSION")),
             admin_address: admin_address(args.admin),
         };
-        return Ok(Source::ControlPlane(weft_proxy::XdsOptions::new(
+        return Ok(Source::ControlPlane(Box::new(weft_proxy::XdsOptions::new(
             address.clone(),
             node,
-        )));
+        ))));
     }
     let dir = args
         .config_dir
