@@ -4,6 +4,7 @@ mod check;
 mod control_plane;
 mod kubectl;
 mod proxy;
+mod proxy_config;
 mod proxy_status;
 
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     /// Show the proxies connected to the control plane and how far each is in sync
     /// (like `istioctl proxy-status`).
     ProxyStatus(proxy_status::ProxyStatusArgs),
+    /// Show a proxy's listeners, routes, clusters, endpoints or secrets (like
+    /// `istioctl proxy-config`).
+    ProxyConfig(proxy_config::ProxyConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Get(args) => kubectl::get(&args),
         Command::Delete(args) => kubectl::delete(&args),
         Command::ProxyStatus(args) => proxy_status::run(&args),
+        Command::ProxyConfig(args) => proxy_config::run(&args),
     };
     match result {
         Ok(code) => code,

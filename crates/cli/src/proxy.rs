@@ -212,7 +212,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
                 }
                 // The stream's task needs the runtime: start it inside.
                 Source::ControlPlane(xds) => {
-                    let source = weft_proxy::XdsSource::start(xds);
+                    let source = weft_proxy::XdsSource::start(*xds);
                     weft_proxy::run(opts, source, shutdown_signal()).await
                 }
             }
@@ -221,10 +221,20 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The admin address the control plane can reach: an unspecified bind address
+/// (`0.0.0.0`) is reached on loopback.
+fn admin_address(admin: SocketAddr) -> String {
+    let mut addr = admin;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr.to_string()
+}
+
 /// Where the config comes from.
 enum Source {
     Directory(PathBuf),
-    ControlPlane(weft_proxy::XdsOptions),
+    ControlPlane(Box<weft_proxy::XdsOptions>),
 }
 
 fn source(
@@ -248,11 +258,12 @@ fn source(
             labels: labels.clone().into_iter().collect(),
             service_account: args.service_account.clone(),
             version: format!("weft {}", env!("CARGO_PKG_VERSION")),
+            admin_address: admin_address(args.admin),
         };
-        return Ok(Source::ControlPlane(weft_proxy::XdsOptions::new(
+        return Ok(Source::ControlPlane(Box::new(weft_proxy::XdsOptions::new(
             address.clone(),
             node,
-        )));
+        ))));
     }
     let dir = args
         .config_dir

@@ -431,3 +431,139 @@ fn deleting_an_object_removes_its_effect() {
             .then_some(())
     });
 }
+
+/// `weft proxy-config KIND ingress` run against the mesh's control plane: its stdout,
+/// after asserting it succeeded.
+fn proxy_config(cp: &ControlPlane, args: &[&str]) -> String {
+    let out = cp.weft(&[&["proxy-config"], args].concat(), "");
+    assert!(
+        out.status.success(),
+        "weft proxy-config {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The cells of the table row that starts with `first`.
+fn table_row(table: &str, first: &str) -> Vec<String> {
+    table
+        .lines()
+        .find(|l| l.starts_with(first))
+        .unwrap_or_else(|| panic!("no row {first:?} in\n{table}"))
+        .split("   ")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+#[test]
+fn proxy_config_reads_the_proxys_tables_through_the_control_plane() {
+    let mesh = Mesh::start("push-proxy-config");
+    let cp = &mesh.cp;
+    let clusters = proxy_config(cp, &["clusters", "ingress"]);
+    assert!(clusters.starts_with("SERVICE FQDN"), "{clusters}");
+    assert_eq!(
+        table_row(&clusters, "v1.default.svc.cluster.local"),
+        [
+            "v1.default.svc.cluster.local",
+            "9080",
+            "-",
+            "outbound",
+            "EDS"
+        ]
+    );
+    // Istio's `name.namespace` works too; the routes name their VirtualService.
+    let routes = proxy_config(cp, &["routes", "ingress.istio-system"]);
+    let row = table_row(&routes, &format!("http.{}", mesh.port));
+    assert_eq!(
+        row.last().map(String::as_str),
+        Some("route.default"),
+        "{routes}"
+    );
+    let endpoints = proxy_config(cp, &["endpoints", "ingress"]);
+    let row = table_row(&endpoints, "127.0.0.1:");
+    assert_eq!(row[1..3], ["HEALTHY", "OK"], "{endpoints}");
+    let listeners = proxy_config(cp, &["listeners", "ingress"]);
+    assert_eq!(
+        table_row(&listeners, "0.0.0.0"),
+        [
+            "0.0.0.0",
+            &mesh.port.to_string(),
+            "ALL",
+            &format!("Route: http.{}", mesh.port)
+        ]
+    );
+    let secrets = proxy_config(cp, &["secrets", "ingress"]);
+    assert_eq!(secrets.lines().count(), 2, "{secrets}");
+    let json: Value =
+        serde_json::from_str(&proxy_config(cp, &["clusters", "ingress", "-o", "json"])).unwrap();
+    assert!(
+        json["outbound|9080||v1.default.svc.cluster.local"].is_object(),
+        "{json}"
+    );
+    // An unknown proxy is an error; the debug path needs the token.
+    let out = cp.weft(&["proxy-config", "clusters", "nope"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no proxy named \"nope\""));
+    let url = format!("http://{}/debug/config_dump?proxyID=ingress", cp.api);
+    assert_eq!(try_curl(&[&url]).unwrap().status, 401);
+}
+
+/// A Service `v3` that selects workloads labelled `app: v3`, on their `http` port.
+const V3_SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: v3
+spec:
+  selector: {app: v3}
+  ports:
+  - {name: http, port: 9080, targetPort: http}
+";
+
+#[test]
+fn a_self_registered_workload_becomes_a_services_endpoint() {
+    let mesh = Mesh::start("push-workloads");
+    let v3 = Backend::start("v3");
+    let cp = &mesh.cp;
+    cp.apply(V3_SERVICE);
+    cp.apply(&route_to("v3"));
+    let token = std::fs::read_to_string(cp.state.join("api-token")).unwrap();
+    let auth = format!("Authorization: Bearer {}", token.trim());
+    let url = format!("http://{}/v1/workloads", cp.api);
+    let body = format!(
+        r#"{{"name":"v3-1","namespace":"default","labels":{{"app":"v3"}},"serviceAccount":"v3","address":"127.0.0.1","ports":{{"http":{}}}}}"#,
+        v3.port
+    );
+    let reply = try_curl(&["-X", "POST", "-H", &auth, "--data-binary", &body, &url]).unwrap();
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    eventually("the proxy to route to the workload", DEADLINE, || {
+        answered_by(mesh.port).filter(|b| b == "v3")
+    });
+    let list: Value = serde_json::from_str(&try_curl(&["-H", &auth, &url]).unwrap().body).unwrap();
+    assert_eq!(list["items"][0]["name"], "v3-1", "{list}");
+    // Without the token: refused.
+    assert_eq!(
+        try_curl(&["-X", "POST", "--data-binary", &body, &url])
+            .unwrap()
+            .status,
+        401
+    );
+    // Deregistered: the service has no endpoint left (Envoy's 503, no healthy upstream).
+    let item = format!("{url}/default/v3-1");
+    assert_eq!(
+        try_curl(&["-X", "DELETE", "-H", &auth, &item])
+            .unwrap()
+            .status,
+        200
+    );
+    eventually("the workload to be gone from the proxy", DEADLINE, || {
+        let reply = try_curl(&["-m", "2", &format!("http://127.0.0.1:{}/", mesh.port)])?;
+        (reply.status == 503).then_some(())
+    });
+    assert_eq!(
+        try_curl(&["-X", "DELETE", "-H", &auth, &item])
+            .unwrap()
+            .status,
+        404
+    );
+}

@@ -21,6 +21,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use weft_api::kind::{Kind, Scope};
 
+mod proxies;
+
 use crate::metrics::ConfigMetrics;
 use crate::push::PushServer;
 use crate::store::{Applied, Batch, ConfigStore, Key, StoreError, kind_ref, resource};
@@ -126,6 +128,21 @@ impl Api {
             };
         }
         let query = Query::parse(req.uri().query().unwrap_or(""));
+        if path == "/debug/config_dump"
+            || path == "/v1/workloads"
+            || path.starts_with("/v1/workloads/")
+        {
+            let Some(push) = &self.push else {
+                return no_such_path();
+            };
+            if path == "/debug/config_dump" {
+                if req.method() != Method::GET {
+                    return method_not_allowed();
+                }
+                return proxies::config_dump(push, &query).await;
+            }
+            return proxies::workloads(push, req, &path).await;
+        }
         let method = req.method().clone();
         if path == "/apply" {
             if method != Method::POST && method != Method::PUT {

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
@@ -68,6 +69,8 @@ struct Peer {
     identity: ProxyIdentity,
     conn: Arc<Mutex<Connection>>,
     wake: Arc<Notify>,
+    /// The proxy's admin API, as its node said (`/debug/config_dump` reads it).
+    admin_address: String,
 }
 
 /// The push server. Cheap to share (`Arc`); `run` drives it, `serve` serves streams.
@@ -279,11 +282,18 @@ impl PushServer {
         }
     }
 
-    /// Removes a self-registered workload.
-    pub fn deregister_workload(&self, namespace: &str, name: &str) {
-        if lock(&self.workloads).deregister(namespace, name).is_some() {
+    /// Removes a self-registered workload; returns it, if it was registered.
+    pub fn deregister_workload(&self, namespace: &str, name: &str) -> Option<Workload> {
+        let removed = lock(&self.workloads).deregister(namespace, name);
+        if removed.is_some() {
             self.kick.notify_one();
         }
+        removed
+    }
+
+    /// The self-registered workloads, by namespace and name.
+    pub fn workloads(&self) -> Vec<Workload> {
+        lock(&self.workloads).iter().cloned().collect()
     }
 
     /// How many resources have been encoded (each once per version, whatever the number
@@ -308,7 +318,64 @@ impl PushServer {
         status::syncz(self)
     }
 
-    fn add_peer(&self, conn: Arc<Mutex<Connection>>, wake: Arc<Notify>) -> u64 {
+    /// The VirtualServices and DestinationRules in a connected proxy's view, as
+    /// `{name, namespace, hosts}` (a DestinationRule's one `host` as a list of one):
+    /// `weft proxy-config` names them next to the routes and clusters they made.
+    pub fn routing_objects(&self, proxy_id: &str) -> Value {
+        let peers = lock(&self.peers);
+        let mut out = serde_json::Map::new();
+        let Some(peer) = peers.values().find(|p| peer_is(p, proxy_id)) else {
+            return Value::Object(out);
+        };
+        let conn = lock(&peer.conn);
+        for (kind, field) in [
+            ("VirtualService/", "virtual_services"),
+            ("DestinationRule/", "destination_rules"),
+        ] {
+            let list: Vec<Value> = conn
+                .types
+                .iter()
+                .flat_map(|t| t.desired.values())
+                .filter(|e| e.name.starts_with(kind))
+                .filter_map(|e| serde_json::from_slice::<Value>(&e.body).ok())
+                .map(|o| {
+                    let spec = &o["spec"];
+                    let hosts = match &spec["host"] {
+                        Value::String(h) => Value::from(vec![h.clone()]),
+                        _ => spec["hosts"].clone(),
+                    };
+                    serde_json::json!({
+                        "name": o["metadata"]["name"],
+                        "namespace": o["metadata"]["namespace"],
+                        "hosts": hosts,
+                    })
+                })
+                .collect();
+            out.insert(field.into(), Value::from(list));
+        }
+        Value::Object(out)
+    }
+
+    /// The admin address of the connected proxy named `proxy_id`: its name as
+    /// `/debug/syncz` lists it, or `name.namespace` (Istio's proxy ID).
+    pub fn admin_address(&self, proxy_id: &str) -> Result<String, ProxyLookupError> {
+        let peers = lock(&self.peers);
+        let peer = peers
+            .values()
+            .find(|p| peer_is(p, proxy_id))
+            .ok_or_else(|| ProxyLookupError::NotConnected(proxy_id.to_string()))?;
+        if peer.admin_address.is_empty() {
+            return Err(ProxyLookupError::NoAdmin(proxy_id.to_string()));
+        }
+        Ok(peer.admin_address.clone())
+    }
+
+    fn add_peer(
+        &self,
+        conn: Arc<Mutex<Connection>>,
+        wake: Arc<Notify>,
+        admin_address: String,
+    ) -> u64 {
         let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
         let identity = lock(&conn).identity.clone();
         lock(&self.peers).insert(
@@ -317,6 +384,7 @@ impl PushServer {
                 identity,
                 conn,
                 wake,
+                admin_address,
             },
         );
         self.metrics.connected.set(lock(&self.peers).len() as i64);
@@ -329,6 +397,21 @@ impl PushServer {
         self.metrics.connected.set(lock(&self.peers).len() as i64);
         self.status_dirty.notify_one();
     }
+}
+
+/// Whether `peer` is the proxy named `proxy_id`: its name, or `name.namespace`.
+fn peer_is(peer: &Peer, proxy_id: &str) -> bool {
+    let name = &lock(&peer.conn).name;
+    name == proxy_id || format!("{name}.{}", peer.identity.namespace) == proxy_id
+}
+
+/// Why a proxy's admin API cannot be reached through the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyLookupError {
+    #[error("no proxy named {0:?} is connected to the control plane")]
+    NotConnected(String),
+    #[error("proxy {0:?} did not give its admin address (an older proxy?)")]
+    NoAdmin(String),
 }
 
 /// Writes the VIPs next to the config (write then rename, so a crash leaves the old).

@@ -224,11 +224,17 @@ impl Lab {
     /// Starts `weft proxy --mode sidecar` in the pod as UID 1337 and waits until its
     /// admin API answers (its capture listeners are bound before the admin API).
     pub fn sidecar(&mut self, pod: &Pod, args: &[&str]) {
-        let mut all: Vec<String> = ["proxy", "--mode", "sidecar", "--config-dir"]
+        let dir = self.config_dir().display().to_string();
+        self.sidecar_from(pod, &["--config-dir", &dir], args);
+    }
+
+    /// [`Lab::sidecar`] with its config from `source` (`--control-plane ADDR`).
+    pub fn sidecar_from(&mut self, pod: &Pod, source: &[&str], args: &[&str]) {
+        let mut all: Vec<String> = ["proxy", "--mode", "sidecar"]
             .iter()
+            .chain(source)
             .map(|s| s.to_string())
             .collect();
-        all.push(self.config_dir().display().to_string());
         all.extend(["--log".into(), "debug".into()]);
         all.extend(args.iter().map(|s| s.to_string()));
         let what = format!("sidecar of {}", pod.name);
@@ -326,7 +332,45 @@ impl Lab {
         )
     }
 
-    fn exec(&self, pod: &Pod, cmd: &[&str]) -> Output {
+    /// The hub namespace as a pod at 10.250.0.1 (the bridge's address), where processes
+    /// every pod reaches run (a control plane).
+    pub fn hub(&self) -> Pod {
+        Pod {
+            name: "hub".into(),
+            ns: self.hub.clone(),
+            ip: ip(1),
+        }
+    }
+
+    /// The lab's own directory (removed with the lab).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Starts `cmd` inside the pod as root, its output to a log file; killed with the
+    /// lab. Returns its index for [`Lab::assert_running`].
+    pub fn spawn(&mut self, pod: &Pod, what: &str, cmd: &[&str]) -> usize {
+        let log = self.dir.join(format!("{}.log", what.replace(' ', "-")));
+        let file = File::create(&log).expect("create a process log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &pod.ns])
+            .args(cmd)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("clone the log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start a process with ip netns exec");
+        self.procs.push(Proc {
+            what: what.to_string(),
+            child,
+            log,
+        });
+        self.procs.len() - 1
+    }
+
+    /// Runs `cmd` inside the pod to its end.
+    pub fn exec(&self, pod: &Pod, cmd: &[&str]) -> Output {
         Command::new("ip")
             .args(["netns", "exec", &pod.ns])
             .args(cmd)
@@ -371,7 +415,7 @@ impl Lab {
         self.procs.len() - 1
     }
 
-    fn assert_running(&mut self, i: usize) {
+    pub fn assert_running(&mut self, i: usize) {
         let p = &mut self.procs[i];
         if let Ok(Some(status)) = p.child.try_wait() {
             let log = std::fs::read_to_string(&p.log).unwrap_or_default();

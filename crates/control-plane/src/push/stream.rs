@@ -45,7 +45,11 @@ impl weft_xds::ConfigDiscovery for Service {
         tokio::spawn(async move {
             let wake = Arc::new(Notify::new());
             let conn = Arc::new(Mutex::new(conn));
-            let id = server.add_peer(Arc::clone(&conn), Arc::clone(&wake));
+            let id = server.add_peer(
+                Arc::clone(&conn),
+                Arc::clone(&wake),
+                node.admin_address.clone(),
+            );
             tracing::info!(proxy = %node.name, namespace = %node.namespace, "proxy connected");
             let stream = StreamTask {
                 server: &server,

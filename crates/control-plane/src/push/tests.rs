@@ -196,6 +196,7 @@ fn gateway(name: &str, labels: &[(&str, &str)]) -> Node {
             .collect(),
         service_account: "default".into(),
         version: "test".into(),
+        admin_address: String::new(),
     }
 }
 

@@ -19,6 +19,10 @@ pub struct Node {
     /// The proxy's build (`weft 0.1.0`).
     #[prost(string, tag = "6")]
     pub version: ::prost::alloc::string::String,
+    /// The proxy's admin API (`127.0.0.1:15000`), which the control plane reads for
+    /// `/debug/config_dump` (`weft proxy-config`); empty if it has none.
+    #[prost(string, tag = "7")]
+    pub admin_address: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct DeltaConfigRequest {

@@ -1,0 +1,371 @@
+//! `weft proxy-config listeners|routes|clusters|endpoints|secrets|all WORKLOAD`: istioctl's
+//! `proxy-config` for Weft. The control plane reads the proxy's admin API for us
+//! (`/debug/config_dump?proxyID=`: the proxy's compiled tables, its endpoints' health,
+//! and the VirtualServices and DestinationRules of its view); this prints them in
+//! istioctl's tables, or the JSON with `-o json`.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use hyper::Method;
+use serde_json::Value;
+
+use crate::kubectl::Connection;
+use crate::kubectl::client::server_error;
+
+#[derive(Args)]
+pub struct ProxyConfigArgs {
+    /// What to show.
+    #[arg(value_enum)]
+    what: What,
+    /// The proxy, as `weft proxy-status` lists it (`name` or `name.namespace`).
+    workload: String,
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Output,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum What {
+    #[value(alias = "listener")]
+    Listeners,
+    #[value(alias = "route")]
+    Routes,
+    #[value(alias = "cluster")]
+    Clusters,
+    #[value(alias = "endpoint")]
+    Endpoints,
+    #[value(alias = "secret")]
+    Secrets,
+    All,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+pub fn run(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
+    let client = args.connection.client()?;
+    let path = format!(
+        "/debug/config_dump?proxyID={}",
+        weft_control_plane::api::percent_encode(&args.workload)
+    );
+    let (code, answer) = client.call(Method::GET, &path, None)?;
+    if code != 200 {
+        eprintln!("{}", server_error(&answer));
+        return Ok(ExitCode::from(1));
+    }
+    match args.output {
+        Output::Json => {
+            let part = json_part(&answer, args.what);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&part).unwrap_or_default()
+            );
+        }
+        Output::Table => print!("{}", render(&answer, args.what)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The part of the dump `-o json` prints.
+fn json_part(answer: &Value, what: What) -> Value {
+    let dump = &answer["config_dump"];
+    match what {
+        What::Listeners => serde_json::json!({
+            "listeners": dump["listeners"],
+            "sidecar": dump["sidecar"],
+        }),
+        What::Routes => dump["listeners"].clone(),
+        What::Clusters => dump["clusters"].clone(),
+        What::Endpoints => Value::from(endpoint_rows(answer)),
+        What::Secrets => Value::Array(Vec::new()),
+        What::All => answer.clone(),
+    }
+}
+
+fn render(answer: &Value, what: What) -> String {
+    match what {
+        What::Listeners => table(&listener_rows(answer)),
+        What::Routes => table(&route_rows(answer)),
+        What::Clusters => table(&cluster_rows(answer)),
+        What::Endpoints => table(&endpoint_rows(answer)),
+        What::Secrets => secrets(),
+        What::All => [
+            table(&cluster_rows(answer)),
+            table(&listener_rows(answer)),
+            table(&route_rows(answer)),
+            table(&endpoint_rows(answer)),
+            secrets(),
+        ]
+        .join("\n"),
+    }
+}
+
+/// Weft's proxies hold no certificates yet (mutual TLS comes with the CA): the table is
+/// empty, with a note rather than made-up rows.
+fn secrets() -> String {
+    let mut out = table(&[row(&[
+        "RESOURCE NAME",
+        "TYPE",
+        "STATUS",
+        "VALID CERT",
+        "SERIAL NUMBER",
+        "NOT AFTER",
+        "NOT BEFORE",
+    ])]);
+    out.push_str("(no secrets: this proxy holds no certificates yet)\n");
+    out
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(ToString::to_string).collect()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// `outbound|9080|v1|reviews.default.svc.cluster.local` -> its four parts.
+fn cluster_parts(name: &str) -> Option<[&str; 4]> {
+    let mut it = name.splitn(4, '|');
+    Some([it.next()?, it.next()?, it.next()?, it.next()?])
+}
+
+/// A host of an object in `namespace` as an FQDN: a short name is the namespace's
+/// service, anything with a dot is taken as written (Istio's rule).
+fn fqdn(host: &str, namespace: &str) -> String {
+    if host.contains('.') || host == "*" {
+        host.to_string()
+    } else {
+        format!("{host}.{namespace}.svc.cluster.local")
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+/// `name.namespace` of the first object of `field` whose hosts cover `host`.
+fn object_for(answer: &Value, field: &str, host: &str) -> String {
+    answer["objects"][field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| {
+            let ns = s(&o["namespace"]);
+            o["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|h| host_matches(&fqdn(s(h), ns), host))
+        })
+        .map(|o| format!("{}.{}", s(&o["name"]), s(&o["namespace"])))
+        .unwrap_or_default()
+}
+
+fn dash(v: &str) -> String {
+    if v.is_empty() { "-".into() } else { v.into() }
+}
+
+fn cluster_rows(answer: &Value) -> Vec<Vec<String>> {
+    let mut rows = vec![row(&[
+        "SERVICE FQDN",
+        "PORT",
+        "SUBSET",
+        "DIRECTION",
+        "TYPE",
+        "DESTINATION RULE",
+    ])];
+    let clusters = answer["config_dump"]["clusters"].as_object();
+    for name in clusters.into_iter().flat_map(|c| c.keys()) {
+        let Some([direction, port, subset, host]) = cluster_parts(name) else {
+            rows.push(vec![
+                name.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "STATIC".into(),
+                String::new(),
+            ]);
+            continue;
+        };
+        // The control plane sends every cluster's endpoints: Envoy's EDS.
+        let kind = if direction == "inbound" {
+            "ORIGINAL_DST"
+        } else {
+            "EDS"
+        };
+        rows.push(vec![
+            host.to_string(),
+            dash(port),
+            dash(subset),
+            direction.to_string(),
+            kind.to_string(),
+            object_for(answer, "destination_rules", host),
+        ]);
+    }
+    // istioctl sorts by service, then port and subset.
+    rows[1..].sort();
+    rows
+}
+
+fn endpoint_rows(answer: &Value) -> Vec<Vec<String>> {
+    let mut rows = vec![row(&["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"])];
+    // Envoy's `/clusters` text: `cluster::address::health_flags::flags`.
+    for line in s(&answer["clusters"]).lines() {
+        let parts: Vec<&str> = line.split("::").collect();
+        let [cluster, address, "health_flags", flags] = parts.as_slice() else {
+            continue;
+        };
+        let ejected = flags.contains("failed_outlier_check");
+        rows.push(vec![
+            address.to_string(),
+            if ejected { "UNHEALTHY" } else { "HEALTHY" }.into(),
+            if ejected { "FAILED" } else { "OK" }.into(),
+            cluster.to_string(),
+        ]);
+    }
+    rows
+}
+
+/// Routes as istioctl shows them: route config (the port), virtual host, its domains
+/// (the shortest, `+ N more...`), each route's match, and the VirtualService behind it.
+fn route_rows(answer: &Value) -> Vec<Vec<String>> {
+    let mut rows = vec![row(&[
+        "NAME",
+        "VHOST NAME",
+        "DOMAINS",
+        "MATCH",
+        "VIRTUAL SERVICE",
+    ])];
+    let gateway = answer["config_dump"]["sidecar"].is_null();
+    let listeners = answer["config_dump"]["listeners"].as_object();
+    for (port, listener) in listeners.into_iter().flatten() {
+        // Istio names a gateway's route config `http.PORT`, a sidecar's `PORT`.
+        let name = if gateway {
+            format!("http.{port}")
+        } else {
+            port.clone()
+        };
+        for vhost in listener["virtual_hosts"].as_array().into_iter().flatten() {
+            let vhost_name = s(&vhost["name"]);
+            let host = vhost_name.rsplit_once(':').map_or(vhost_name, |(h, _)| h);
+            let domains = domains(&vhost["domains"]);
+            for route in vhost["routes"].as_array().into_iter().flatten() {
+                // The route a proxy makes when no VirtualService covers the host.
+                let vs = if s(&route["name"]) == "default" && !gateway {
+                    String::new()
+                } else {
+                    object_for(answer, "virtual_services", host)
+                };
+                rows.push(vec![
+                    name.clone(),
+                    vhost_name.to_string(),
+                    domains.clone(),
+                    route_match(&route["matches"]),
+                    dash(&vs),
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+fn domains(v: &Value) -> String {
+    let all: Vec<&str> = v.as_array().into_iter().flatten().map(s).collect();
+    let Some(shortest) = all.iter().copied().min_by_key(|d| d.len()) else {
+        return String::new();
+    };
+    if all.len() > 1 {
+        format!("{shortest} + {} more...", all.len() - 1)
+    } else {
+        shortest.to_string()
+    }
+}
+
+/// The path part of a route's match, istioctl's way: `/*` for everything,
+/// `/p*` a prefix, `/p` an exact path, `~regex`; several matches joined.
+fn route_match(matches: &Value) -> String {
+    let list: Vec<String> = matches
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| match &m["uri"] {
+            Value::Object(o) if o.contains_key("Prefix") => format!("{}*", s(&o["Prefix"])),
+            Value::Object(o) if o.contains_key("Exact") => s(&o["Exact"]).to_string(),
+            Value::Object(o) if o.contains_key("Regex") => format!("~{}", s(&o["Regex"])),
+            _ => "/*".into(),
+        })
+        .collect();
+    if list.is_empty() {
+        "/*".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+/// Listeners: for a sidecar, one per service address and port it captures (HTTP ports
+/// go to the port's route config, TCP ones to a cluster); for a gateway, one per port.
+fn listener_rows(answer: &Value) -> Vec<Vec<String>> {
+    let mut rows = vec![row(&["ADDRESSES", "PORT", "MATCH", "DESTINATION"])];
+    let dump = &answer["config_dump"];
+    if let Some(outbound) = dump["sidecar"]["outbound"].as_object() {
+        for (at, target) in outbound {
+            let (address, port) = at.rsplit_once(':').unwrap_or((at, ""));
+            let destination = if s(&target["protocol"]) == "Http" {
+                format!("Route: {port}")
+            } else {
+                format!("Cluster: {}", s(&target["cluster"]))
+            };
+            rows.push(vec![address.into(), port.into(), "ALL".into(), destination]);
+        }
+        return rows;
+    }
+    for (port, listener) in dump["listeners"].as_object().into_iter().flatten() {
+        let destination = match s(&listener["protocol"]) {
+            "Http" => format!("Route: http.{port}"),
+            _ => "TCP/TLS routes".into(),
+        };
+        rows.push(vec![
+            "0.0.0.0".into(),
+            port.clone(),
+            "ALL".into(),
+            destination,
+        ]);
+    }
+    rows
+}
+
+/// Columns padded to their widest cell, three spaces apart, as istioctl prints them.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("   ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
