@@ -66,12 +66,16 @@ for n in $streams_list; do
         latency_rows+=("$("$client" --xds "$xds" --api "$api" --token "$state/api-token" \
             --streams "$n" --namespaces "$namespaces" --changes "$changes" --kind "$kind")")
     done
+    # The control plane's own view: pilot_proxy_convergence_time over both kinds' batches.
+    conv="$(curl -s "http://$api/metrics" | awk '
+        /^pilot_proxy_convergence_time_sum / {s=$2} /^pilot_proxy_convergence_time_count / {c=$2}
+        END {if (c > 0) printf "%.1f ms over %d batches", s/c*1000, c; else print "none"}')"
     hwm="$(awk '/VmHWM/ {print $2}' "/proc/$cp_pid/status")"
     rss="$(awk '/VmRSS/ {print $2}' "/proc/$cp_pid/status")"
     kill "$cp_pid"
     wait "$cp_pid" 2>/dev/null || true
     cp_pid=""
-    memory_rows+=("| $n | $(echo "$rss_idle" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$rss" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$hwm" | awk '{printf "%.1f MiB", $1/1024}') |")
+    memory_rows+=("| $n | $(echo "$rss_idle" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$rss" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$hwm" | awk '{printf "%.1f MiB", $1/1024}') | $conv |")
 done
 
 echo "Change until every stream ACKed it (from POST /apply; 100 ms debounce included):"
@@ -82,6 +86,6 @@ printf '%s\n' "${latency_rows[@]}"
 echo
 echo "Control plane memory:"
 echo
-echo "| streams | RSS before the streams | RSS at the end | peak RSS (VmHWM) |"
-echo "|---:|---:|---:|---:|"
+echo "| streams | RSS before the streams | RSS at the end | peak RSS (VmHWM) | mean pilot_proxy_convergence_time |"
+echo "|---:|---:|---:|---:|---:|"
 printf '%s\n' "${memory_rows[@]}"

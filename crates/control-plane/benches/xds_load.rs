@@ -281,7 +281,8 @@ async fn run(args: Args) -> Result<(), Error> {
         if connecting.elapsed() > Duration::from_secs(120) {
             return Err("streams did not all sync within 120 s".into());
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), shared.synced_changed.notified()).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), shared.synced_changed.notified()).await;
     }
     let connect_time = connecting.elapsed();
     // Let the status writer and the first pushes settle.
