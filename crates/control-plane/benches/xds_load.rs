@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use weft_xds::{ConfigDiscoveryClient, DeltaConfigRequest, Node, ProxyMode, TYPES};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -84,8 +84,31 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// One simulated proxy: connects, subscribes to both types, ACKs everything.
-async fn proxy(i: usize, args: Arc<Args>, shared: Arc<Shared>) -> Result<(), Error> {
+/// One simulated proxy. A stream that fails before its first sync (a connection reset
+/// while a thousand connect at once) tries again, as a real proxy reconnects; one that
+/// fails later is reported and makes the round it misses time out.
+async fn proxy(i: usize, args: Arc<Args>, shared: Arc<Shared>, gate: Arc<Semaphore>) {
+    for attempt in 1.. {
+        let mut synced = false;
+        match stream(i, &args, &shared, &gate, &mut synced).await {
+            Ok(()) => return,
+            Err(e) if synced || attempt == 20 => {
+                eprintln!("stream {i}: {e}");
+                return;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50 * attempt)).await,
+        }
+    }
+}
+
+/// One stream: connects, subscribes to both types, ACKs everything.
+async fn stream(
+    i: usize,
+    args: &Args,
+    shared: &Shared,
+    gate: &Semaphore,
+    synced: &mut bool,
+) -> Result<(), Error> {
     let ns = format!("ns-{}", i % args.namespaces);
     let node = Node {
         name: format!("sim-{i}.{ns}"),
@@ -95,6 +118,8 @@ async fn proxy(i: usize, args: Arc<Args>, shared: Arc<Shared>) -> Result<(), Err
         service_account: "default".into(),
         version: "weft-bench".into(),
     };
+    // At most a few connects at a time: a burst overflows the listener's backlog.
+    let permit = gate.acquire().await?;
     let mut client = ConfigDiscoveryClient::connect(format!("http://{}", args.xds)).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     for (n, t) in TYPES.iter().enumerate() {
@@ -109,6 +134,7 @@ async fn proxy(i: usize, args: Arc<Args>, shared: Arc<Shared>) -> Result<(), Err
         .delta_config(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
         .await?
         .into_inner();
+    drop(permit);
     let mut first_seen = [false; 2];
     let mut counted_round = 0;
     while let Some(resp) = inbound.message().await? {
@@ -123,6 +149,7 @@ async fn proxy(i: usize, args: Arc<Args>, shared: Arc<Shared>) -> Result<(), Err
         {
             first_seen[t] = true;
             if first_seen.iter().all(|s| *s) {
+                *synced = true;
                 shared.synced.fetch_add(1, Ordering::Relaxed);
                 shared.synced_changed.notify_one();
             }
@@ -269,13 +296,10 @@ async fn run(args: Args) -> Result<(), Error> {
         responses: AtomicU64::new(0),
     });
     let connecting = Instant::now();
+    let gate = Arc::new(Semaphore::new(64));
     for i in 0..args.streams {
-        let (args, shared) = (Arc::clone(&args), Arc::clone(&shared));
-        tokio::spawn(async move {
-            if let Err(e) = proxy(i, args, shared).await {
-                eprintln!("stream {i}: {e}");
-            }
-        });
+        let (args, shared, gate) = (Arc::clone(&args), Arc::clone(&shared), Arc::clone(&gate));
+        tokio::spawn(proxy(i, args, shared, gate));
     }
     while shared.synced.load(Ordering::Relaxed) < args.streams {
         if connecting.elapsed() > Duration::from_secs(120) {
