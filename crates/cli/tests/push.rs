@@ -121,6 +121,16 @@ impl ControlPlane {
         serde_json::from_str(&reply.body).unwrap()
     }
 
+    /// `pilot_proxy_convergence_time_count` on `/metrics`.
+    fn convergence_samples(&self) -> Option<u64> {
+        let reply = try_curl(&[&format!("http://{}/metrics", self.api)])?;
+        let line = reply
+            .body
+            .lines()
+            .find(|l| l.starts_with("pilot_proxy_convergence_time_count "))?;
+        line.rsplit(' ').next()?.parse().ok()
+    }
+
     /// `/debug/syncz`'s state of `type_name` (CONFIG, SERVICES) for the one proxy.
     fn sync_state(&self, type_name: &str) -> Option<Value> {
         let syncz = self.get_json("/debug/syncz");
@@ -250,6 +260,10 @@ impl Mesh {
 #[test]
 fn an_applied_virtual_service_changes_routing_within_a_second() {
     let mesh = Mesh::start("push-apply");
+    let samples = mesh
+        .cp
+        .convergence_samples()
+        .expect("the convergence histogram");
     let started = Instant::now();
     mesh.cp.apply(&route_to("v2"));
     eventually("the proxy to route to v2", Duration::from_secs(1), || {
@@ -276,6 +290,10 @@ fn an_applied_virtual_service_changes_routing_within_a_second() {
             (message == "1/1 proxies up to date.").then_some(())
         },
     );
+    // The change reached every proxy it affects: one more convergence sample.
+    eventually("a convergence sample for the apply", DEADLINE, || {
+        mesh.cp.convergence_samples().filter(|n| *n > samples)
+    });
     eprintln!("routing changed {took:?} after weft apply returned");
 }
 

@@ -3,8 +3,9 @@
 //! debounces their changes (100 ms of quiet, 1 s at most), builds the next world (every
 //! resource encoded once per version), works out which proxies a change affects
 //! (`scope::affected`) and wakes only their streams, which send each proxy what changed
-//! since what it has. It records each proxy's ACKs and NACKs (`/debug/syncz`) and each
-//! object's distribution in the store ("2/3 proxies up to date").
+//! since what it has. It records each proxy's ACKs and NACKs (`/debug/syncz`), each
+//! object's distribution in the store ("2/3 proxies up to date") and how long a batch
+//! takes to reach every proxy it affects (`pilot_proxy_convergence_time`).
 
 mod conn;
 mod metrics;
@@ -15,7 +16,7 @@ mod world;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +74,19 @@ struct Peer {
     admin_address: String,
 }
 
+/// A pushed batch until every proxy it woke has answered what it was sent.
+struct Converging {
+    /// The world the batch made: a proxy whose view is from it or a later one, with
+    /// nothing in flight, has converged.
+    generation: u64,
+    /// When the batch's first change reached the push server.
+    started: Instant,
+    waiting: HashSet<u64>,
+}
+
+/// Batches tracked at most: a proxy that never answers must not make the list grow.
+const MAX_CONVERGING: usize = 64;
+
 /// The push server. Cheap to share (`Arc`); `run` drives it, `serve` serves streams.
 pub struct PushServer {
     store: Arc<dyn ConfigStore>,
@@ -93,6 +107,7 @@ pub struct PushServer {
     /// How many proxy views were worked out (`scope()` calls).
     scopes: AtomicU64,
     metrics: PushMetrics,
+    converging: Mutex<Vec<Converging>>,
 }
 
 /// Locks a mutex; a poisoned one (a panic elsewhere) still holds consistent data here,
@@ -129,6 +144,7 @@ impl PushServer {
             batches: AtomicU64::new(0),
             scopes: AtomicU64::new(0),
             metrics: PushMetrics::register(registry),
+            converging: Mutex::new(Vec::new()),
         });
         server.rebuild();
         server
@@ -157,20 +173,21 @@ impl PushServer {
         let (_, mut events) = self.store.watch();
         // The world was built at `new`; changes since then arrive as events.
         loop {
-            let Some(changed) = self.next_batch(&mut events).await else {
+            let Some((changed, started)) = self.next_batch(&mut events).await else {
                 break;
             };
-            self.push(changed);
+            self.push(changed, started);
         }
         status.abort();
     }
 
     /// Waits for a change, then for the batch to end: the objects the batch named
-    /// (`Some(None)`: unknown, the event stream lagged), or `None` once the store has gone.
+    /// (`None`: unknown, the event stream lagged) and when its first change came, or
+    /// `None` once the store has gone.
     async fn next_batch(
         &self,
         events: &mut broadcast::Receiver<crate::store::Change>,
-    ) -> Option<Option<Vec<ObjectKey>>> {
+    ) -> Option<(Option<Vec<ObjectKey>>, Instant)> {
         let mut changed = Some(Vec::new());
         let mut note = |ev: Result<crate::store::Change, broadcast::error::RecvError>| match ev {
             Ok(c) => {
@@ -189,6 +206,7 @@ impl PushServer {
             ev = events.recv() => if !note(ev) { return None },
             () = self.kick.notified() => {}
         }
+        let started = Instant::now();
         let deadline = Instant::now() + self.opts.debounce_max;
         loop {
             let quiet = Instant::now() + self.opts.debounce_quiet;
@@ -201,21 +219,21 @@ impl PushServer {
                 break;
             }
         }
-        Some(changed)
+        Some((changed, started))
     }
 
     /// Builds the next world and wakes the streams of the proxies it affects (all of
     /// them when `changed` is `None`).
-    fn push(&self, changed: Option<Vec<ObjectKey>>) {
+    fn push(&self, changed: Option<Vec<ObjectKey>>, started: Instant) {
         let before = self.world();
         let after = self.rebuild();
         let peers = lock(&self.peers);
-        let targets: Vec<&Peer> = match changed {
-            None => peers.values().collect(),
+        let targets: Vec<(&u64, &Peer)> = match changed {
+            None => peers.iter().collect(),
             Some(keys) => {
-                let all: Vec<&Peer> = peers.values().collect();
+                let all: Vec<(&u64, &Peer)> = peers.iter().collect();
                 let identities: Vec<ProxyIdentity> =
-                    all.iter().map(|p| p.identity.clone()).collect();
+                    all.iter().map(|(_, p)| p.identity.clone()).collect();
                 let hit = scope::affected(
                     Snapshot {
                         index: &before.index,
@@ -239,7 +257,20 @@ impl PushServer {
             proxies = targets.len(),
             "pushing a change"
         );
-        for peer in targets {
+        if !targets.is_empty() {
+            // Registered before the wake-ups: each woken stream passes its settle point
+            // at least once after this.
+            let mut converging = lock(&self.converging);
+            if converging.len() >= MAX_CONVERGING {
+                converging.remove(0);
+            }
+            converging.push(Converging {
+                generation: after.generation,
+                started,
+                waiting: targets.iter().map(|(id, _)| **id).collect(),
+            });
+        }
+        for (_, peer) in targets {
             peer.wake.notify_one();
         }
         self.batches.fetch_add(1, Ordering::Relaxed);
@@ -377,7 +408,11 @@ impl PushServer {
         admin_address: String,
     ) -> u64 {
         let id = self.next_peer.fetch_add(1, Ordering::Relaxed);
-        let identity = lock(&conn).identity.clone();
+        let (identity, version) = {
+            let c = lock(&conn);
+            (c.identity.clone(), c.version.clone())
+        };
+        self.metrics.connected(&version, 1);
         lock(&self.peers).insert(
             id,
             Peer {
@@ -387,15 +422,35 @@ impl PushServer {
                 admin_address,
             },
         );
-        self.metrics.connected.set(lock(&self.peers).len() as i64);
         self.status_dirty.notify_one();
         id
     }
 
     fn remove_peer(&self, id: u64) {
-        lock(&self.peers).remove(&id);
-        self.metrics.connected.set(lock(&self.peers).len() as i64);
+        let removed = lock(&self.peers).remove(&id);
+        if let Some(peer) = removed {
+            let version = lock(&peer.conn).version.clone();
+            self.metrics.connected(&version, -1);
+        }
+        // A proxy that went away is no longer waited for.
+        self.settle(id, u64::MAX);
         self.status_dirty.notify_one();
+    }
+
+    /// Proxy `id` has answered everything it was sent from worlds up to `world_seen`:
+    /// the batches that waited only for it have converged.
+    fn settle(&self, id: u64, world_seen: u64) {
+        let mut converging = lock(&self.converging);
+        converging.retain_mut(|b| {
+            if b.generation <= world_seen {
+                b.waiting.remove(&id);
+            }
+            if b.waiting.is_empty() {
+                self.metrics.converged(b.started.elapsed());
+                return false;
+            }
+            true
+        });
     }
 }
 

@@ -236,6 +236,11 @@ impl Connection {
         })
     }
 
+    /// Nothing in flight: the proxy has answered every response it was sent.
+    pub fn settled(&self) -> bool {
+        self.types.iter().all(|t| t.pending.is_none())
+    }
+
     /// Every response owed now, services first.
     pub fn responses(&mut self, system_version: u64) -> Vec<DeltaConfigResponse> {
         (0..TYPES.len())

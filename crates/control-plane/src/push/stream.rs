@@ -54,6 +54,7 @@ impl weft_xds::ConfigDiscovery for Service {
             let stream = StreamTask {
                 server: &server,
                 conn: &conn,
+                id,
                 tx: &tx,
                 world_seen: 0,
             };
@@ -88,6 +89,8 @@ fn identity(node: &Node) -> ProxyIdentity {
 struct StreamTask<'a> {
     server: &'a Arc<PushServer>,
     conn: &'a Arc<Mutex<Connection>>,
+    /// The server's id of this stream's peer.
+    id: u64,
     tx: &'a mpsc::Sender<Result<DeltaConfigResponse, Status>>,
     /// The generation of the world the proxy's view was last worked out from.
     world_seen: u64,
@@ -116,6 +119,9 @@ impl StreamTask<'_> {
             }
             if !self.send_owed().await {
                 return "the proxy stopped reading".into();
+            }
+            if lock(self.conn).settled() {
+                self.server.settle(self.id, self.world_seen);
             }
             tokio::select! {
                 msg = inbound.message() => match msg {

@@ -43,6 +43,7 @@ struct Harness {
     store: Arc<FileStore>,
     server: Arc<PushServer>,
     addr: String,
+    registry: prometheus_client::registry::Registry,
     _stop: oneshot::Sender<()>,
     _dir: TempDir,
 }
@@ -76,6 +77,7 @@ impl Harness {
             store: harness_store,
             server,
             addr,
+            registry,
             _stop: stop,
             _dir: dir,
         }
@@ -84,6 +86,13 @@ impl Harness {
     async fn apply(&self, yaml: &str) {
         let batch = Batch::parse(yaml, "<test>", "default").expect("valid config");
         self.store.apply(batch).await.unwrap();
+    }
+
+    /// `/metrics`' text.
+    fn metrics(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
+        out
     }
 
     async fn connect(&self, node: Node) -> Client {
@@ -441,4 +450,49 @@ async fn a_change_goes_only_to_the_proxies_it_affects() {
     assert_eq!(names(&r), ["VirtualService/default/r"]);
     assert!(b.recv_within(Duration::from_millis(300)).await.is_none());
     assert_eq!(h.server.scopes() - scopes, 1);
+}
+
+/// `pilot_proxy_convergence_time_count`.
+fn convergence_count(h: &Harness) -> u64 {
+    let text = h.metrics();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("pilot_proxy_convergence_time_count "))
+        .unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_converges_when_every_affected_proxy_has_answered() {
+    let h = Harness::start("converge", &format!("{GATEWAY}---\n{}", route("r", 200))).await;
+    let mut a = h.connect(gateway("a", &[("istio", "a")])).await;
+    let mut other = h.connect(gateway("other", &[("istio", "other")])).await;
+    a.sync().await;
+    other.sync().await;
+    assert_eq!(convergence_count(&h), 0);
+
+    h.apply(&route("r", 201)).await;
+    let pushed = a.recv_type(CONFIG_TYPE).await;
+    // Not converged while the affected proxy has not answered; the unaffected one is
+    // not waited for.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(convergence_count(&h), 0);
+    a.ack(&pushed);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while convergence_count(&h) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", h.metrics());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let text = h.metrics();
+    // Counted from the change (debounce and the 300 ms wait included).
+    assert!(
+        text.contains("pilot_proxy_convergence_time_bucket{le=\"0.25\"} 0\n"),
+        "{text}"
+    );
+    assert_eq!(convergence_count(&h), 1);
+    assert!(text.contains("pilot_xds{version=\"test\"} 2\n"), "{text}");
+    assert!(
+        text.contains("pilot_xds_pushes{type=\"config\"} "),
+        "{text}"
+    );
 }
