@@ -117,6 +117,8 @@ async fn stream(
         labels: HashMap::from([("app".to_string(), format!("sim-{i}"))]),
         service_account: "default".into(),
         version: "weft-bench".into(),
+        // Simulated proxies have no admin API to read config dumps from.
+        admin_address: String::new(),
     };
     // At most a few connects at a time: a burst overflows the listener's backlog.
     let permit = gate.acquire().await?;
