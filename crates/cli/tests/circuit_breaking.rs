@@ -8,77 +8,26 @@
 #[allow(dead_code)] // not every helper is used here
 mod support;
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 use support::config::{http_gateway, static_service};
+use support::scripted::{Act, Scripted};
 use support::tcp::{LineClient, TcpEcho};
 use support::{DEADLINE, Gateway, TempDir, curl_raw, eventually, free_port};
 
-/// An HTTP/1.1 and h2c server that answers every request after `delay`, and counts the
-/// connections it accepted.
-struct SlowBackend {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl SlowBackend {
-    fn start(delay: Duration) -> SlowBackend {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-                            tokio::time::sleep(delay).await;
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                b"ok\n",
-                            ))))
-                        });
-                    let builder =
-                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        SlowBackend {
-            port,
-            accepted,
-            _runtime: runtime,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
+/// A backend answering every request after `delay` (the seed's httpbin takes a moment:
+/// concurrent requests really overlap), counting the connections it accepts.
+fn slow_backend(delay: Duration) -> Scripted {
+    Scripted::start("httpbin", move |_| Act::Delay(delay))
 }
 
 /// The `httpbin` service on `backend`, behind a gateway on a free port that routes every
 /// request to it, with `rule` (a DestinationRule's YAML, or nothing) applied.
-fn setup(name: &str, backend: &SlowBackend, rule: Option<&str>) -> (TempDir, Gateway) {
+fn setup(name: &str, backend: &Scripted, rule: Option<&str>) -> (TempDir, Gateway) {
     setup_service(name, &static_service("httpbin", backend.port), rule)
 }
 
@@ -245,7 +194,7 @@ fn count_overflows(answers: &[Answer]) -> usize {
 
 #[test]
 fn the_fortio_walkthrough_trips_the_breaker() {
-    let backend = SlowBackend::start(Duration::from_millis(20));
+    let backend = slow_backend(Duration::from_millis(20));
     let (_dir, gw) = setup("fortio", &backend, Some(&rule(WALKTHROUGH)));
     // Tripping the circuit breaker: 2 connections, 20 requests, then 3 and 30.
     let two = load(gw.port, 2, 20);
@@ -286,8 +235,8 @@ fn the_fortio_walkthrough_trips_the_breaker() {
 #[test]
 fn an_endpoint_without_connections_may_open_one_past_max_connections() {
     let (a, b) = (
-        SlowBackend::start(Duration::from_millis(300)),
-        SlowBackend::start(Duration::from_millis(300)),
+        slow_backend(Duration::from_millis(300)),
+        slow_backend(Duration::from_millis(300)),
     );
     let service = format!(
         "apiVersion: networking.istio.io/v1
@@ -329,7 +278,7 @@ spec:
 
 #[test]
 fn http2_max_requests_caps_requests_in_flight() {
-    let backend = SlowBackend::start(Duration::from_millis(300));
+    let backend = slow_backend(Duration::from_millis(300));
     let pool = "      http:\n        http2MaxRequests: 1\n";
     let (_dir, gw) = setup("max-requests", &backend, Some(&rule(pool)));
     // Three requests at once, each on its own connection: one is in flight while the
@@ -347,7 +296,7 @@ fn http2_max_requests_caps_requests_in_flight() {
 
 #[test]
 fn max_requests_per_connection_1_closes_every_upstream_connection() {
-    let backend = SlowBackend::start(Duration::ZERO);
+    let backend = slow_backend(Duration::ZERO);
     let pool = "      http:\n        maxRequestsPerConnection: 1\n";
     let (_dir, gw) = setup("no-keepalive", &backend, Some(&rule(pool)));
     let answers = load(gw.port, 1, 5);
@@ -359,7 +308,7 @@ fn max_requests_per_connection_1_closes_every_upstream_connection() {
     });
 
     // Without the setting, the same requests share one pooled connection.
-    let other = SlowBackend::start(Duration::ZERO);
+    let other = slow_backend(Duration::ZERO);
     let (_dir, gw) = setup("keepalive", &other, None);
     assert_eq!(count_overflows(&load(gw.port, 1, 5)), 0);
     assert_eq!(other.accepted(), 1);
@@ -368,14 +317,14 @@ fn max_requests_per_connection_1_closes_every_upstream_connection() {
 
 #[test]
 fn max_concurrent_streams_opens_another_http2_connection() {
-    let backend = SlowBackend::start(Duration::from_millis(200));
+    let backend = slow_backend(Duration::from_millis(200));
     let pool = "      http:\n        h2UpgradePolicy: UPGRADE\n        maxConcurrentStreams: 1\n";
     let (_dir, gw) = setup("streams", &backend, Some(&rule(pool)));
     assert_eq!(count_overflows(&load(gw.port, 3, 3)), 0);
     assert_eq!(backend.accepted(), 3, "one stream per HTTP/2 connection");
 
     // Unlimited streams: requests after the first connection multiplex on it.
-    let other = SlowBackend::start(Duration::from_millis(200));
+    let other = slow_backend(Duration::from_millis(200));
     let pool = "      http:\n        h2UpgradePolicy: UPGRADE\n";
     let (_dir, gw) = setup("one-h2", &other, Some(&rule(pool)));
     assert_eq!(count_overflows(&load(gw.port, 1, 1)), 0);
@@ -385,7 +334,7 @@ fn max_concurrent_streams_opens_another_http2_connection() {
 
 #[test]
 fn without_a_destination_rule_nothing_is_refused() {
-    let backend = SlowBackend::start(Duration::from_millis(5));
+    let backend = slow_backend(Duration::from_millis(5));
     let (_dir, gw) = setup("unlimited", &backend, None);
     let answers = load(gw.port, 8, 80);
     assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");

@@ -1,6 +1,8 @@
 //! A backend whose every answer the test decides: the n-th request it receives can get a
-//! status, a delayed echo, or a reset connection; it records what it received.
+//! status, a delayed echo, or a reset connection; it records what it received and counts
+//! the connections it accepted (HTTP/1.1 and h2c).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +46,7 @@ pub struct Seen {
 pub struct Scripted {
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    accepted: Arc<AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -60,13 +63,26 @@ impl Scripted {
             .expect("bind the backend");
         let port = listener.local_addr().expect("backend address").port();
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let script: Arc<Script> = Arc::new(script);
-        runtime.spawn(accept(listener, Arc::from(name), script, seen.clone()));
+        let server = Server {
+            name: Arc::from(name),
+            script,
+            seen: seen.clone(),
+            accepted: accepted.clone(),
+        };
+        runtime.spawn(accept(listener, server));
         Scripted {
             port,
             seen,
+            accepted,
             _runtime: runtime,
         }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Every request received so far, in order.
@@ -79,23 +95,31 @@ impl Scripted {
     }
 }
 
-async fn accept(
-    listener: tokio::net::TcpListener,
+/// What every connection of one backend shares.
+#[derive(Clone)]
+struct Server {
     name: Arc<str>,
     script: Arc<Script>,
     seen: Arc<Mutex<Vec<Seen>>>,
-) {
+    accepted: Arc<AtomicUsize>,
+}
+
+/// Serves HTTP/1.1 and HTTP/2 with prior knowledge (h2c) alike.
+async fn accept(listener: tokio::net::TcpListener, server: Server) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (name, script, seen) = (name.clone(), script.clone(), seen.clone());
+        server.accepted.fetch_add(1, Ordering::SeqCst);
+        let server = server.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let (name, script, seen) = (name.clone(), script.clone(), seen.clone());
-                async move { answer(req, &name, &*script, &seen).await }
+                let server = server.clone();
+                async move { answer(req, &server.name, &*server.script, &server.seen).await }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
