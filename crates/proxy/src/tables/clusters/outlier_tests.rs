@@ -2,11 +2,7 @@
 //! Envoy's defaults, the deprecated `consecutiveErrors`, and where the policy comes from
 //! (top level, port, subset).
 
-use std::path::Path;
 use std::time::Duration;
-
-use weft_api::networking::virtual_service::Destination;
-use weft_api::{LoadOptions, Loaded};
 
 use super::*;
 
@@ -101,55 +97,11 @@ fn the_deprecated_consecutive_errors_means_gateway_errors() {
     assert_eq!(c.consecutive_gateway, on(7));
 }
 
-const SERVICE: &str = "apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: reviews
-  namespace: default
-spec:
-  hosts:
-  - reviews.default.svc.cluster.local
-  location: MESH_INTERNAL
-  ports:
-  - number: 9080
-    name: http
-    protocol: HTTP
-  - number: 9081
-    name: http-alt
-    protocol: HTTP
-  resolution: STATIC
-  endpoints:
-  - address: 10.0.0.1
-    labels: {version: v1}
-  - address: 10.0.0.2
-    labels: {version: v2}
-";
-
 /// The outlier configuration of the cluster for (port, subset) under `rule`.
 fn outlier_of(rule: &str, port: u32, subset: &str) -> Option<OutlierConfig> {
-    let mut out = Loaded::default();
-    weft_api::load_str(
-        &format!("{SERVICE}---\n{rule}"),
-        Arc::from(Path::new("test.yaml")),
-        &LoadOptions::default(),
-        &mut out,
-    );
-    let errors: Vec<String> = out.reports.iter().map(|r| r.to_string()).collect();
-    assert!(
-        out.reports
-            .iter()
-            .all(|r| r.severity() != weft_api::Severity::Error),
-        "{errors:?}"
-    );
-    let registry = Registry::build(&out.objects);
-    let mut clusters = Clusters::new(&out.objects, &registry);
-    let dest = Destination {
-        host: "reviews".into(),
-        subset: subset.into(),
-        port: Some(weft_api::common::PortSelector { number: port }),
-    };
-    let name = clusters.cluster_for(&dest, "default");
-    clusters.built.get(&name).unwrap().outlier.clone()
+    super::tests::cluster(&super::tests::load(rule), port, subset)
+        .outlier
+        .clone()
 }
 
 const RULE: &str = "apiVersion: networking.istio.io/v1

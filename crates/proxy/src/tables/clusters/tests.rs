@@ -36,7 +36,7 @@ spec:
     labels: {version: v2}
 ";
 
-fn load(rule: &str) -> Vec<Object> {
+pub(super) fn load(rule: &str) -> Vec<Object> {
     let mut out = Loaded::default();
     let text = format!("{SERVICE}---\n{rule}");
     weft_api::load_str(
@@ -56,7 +56,7 @@ fn load(rule: &str) -> Vec<Object> {
 }
 
 /// Builds the cluster for (port, subset) and returns it.
-fn cluster(objects: &[Object], port: u32, subset: &str) -> Arc<Cluster> {
+pub(super) fn cluster(objects: &[Object], port: u32, subset: &str) -> Arc<Cluster> {
     let registry = Registry::build(objects);
     let mut clusters = Clusters::new(objects, &registry);
     let dest = Destination {
