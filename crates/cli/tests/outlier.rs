@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::status::StatusBackend;
+use support::scripted::{Act, Scripted};
 use support::{DEADLINE, Gateway, TempDir, curl_raw, eventually, free_port};
 
 const HOST: &str = "pool.default.svc.cluster.local";
@@ -19,7 +19,7 @@ const CLUSTER: &str = "outbound|9080||pool.default.svc.cluster.local";
 /// Writes a gateway routing every request to the `pool` service, whose endpoints are
 /// `backends`, balanced round robin (so they alternate) with `outlier` as the
 /// DestinationRule's `outlierDetection` (indented six), and starts the proxy.
-fn gateway(name: &str, backends: &[&StatusBackend], outlier: &str) -> (TempDir, Gateway) {
+fn gateway(name: &str, backends: &[&Scripted], outlier: &str) -> (TempDir, Gateway) {
     let dir = TempDir::new(name);
     let port = free_port();
     dir.write(
@@ -85,7 +85,7 @@ spec:
 }
 
 /// The health flags `/clusters` shows for `backend`'s endpoint.
-fn flags(gw: &Gateway, backend: &StatusBackend) -> String {
+fn flags(gw: &Gateway, backend: &Scripted) -> String {
     let endpoint = format!("{CLUSTER}::127.0.0.1:{}::health_flags::", backend.port);
     let text = curl_raw(&[&gw.admin_url("/clusters")]);
     text.lines()
@@ -107,7 +107,7 @@ fn stat(gw: &Gateway, stat: &str) -> u64 {
 }
 
 /// Sends requests until every one of `backends` is ejected.
-fn until_ejected(gw: &Gateway, backends: &[&StatusBackend]) {
+fn until_ejected(gw: &Gateway, backends: &[&Scripted]) {
     eventually("the failing endpoints to be ejected", DEADLINE, || {
         gw.get("/", &[]);
         backends
@@ -120,8 +120,8 @@ fn until_ejected(gw: &Gateway, backends: &[&StatusBackend]) {
 #[test]
 fn a_failing_endpoint_is_ejected_then_returns_after_its_ejection_time() {
     const BASE: Duration = Duration::from_secs(2);
-    let good = StatusBackend::start("good", 200);
-    let bad = StatusBackend::start("bad", 500);
+    let good = Scripted::start("good", |_| Act::Status(200));
+    let bad = Scripted::start("bad", |_| Act::Status(500));
     let (_dir, gw) = gateway(
         "ejects",
         &[&good, &bad],
@@ -135,7 +135,7 @@ fn a_failing_endpoint_is_ejected_then_returns_after_its_ejection_time() {
         (flags(&gw, &bad) == EJECTED).then_some(sent)
     });
     assert_eq!(
-        bad.hits(),
+        bad.count(),
         3,
         "ejected after exactly consecutive5xxErrors failures"
     );
@@ -159,7 +159,7 @@ fn a_failing_endpoint_is_ejected_then_returns_after_its_ejection_time() {
         sent >= 5,
         "only {sent} requests in the ejection window: too slow a machine?"
     );
-    assert_eq!(bad.hits(), 3, "an ejected endpoint got traffic");
+    assert_eq!(bad.count(), 3, "an ejected endpoint got traffic");
     // Its time up, it is back in the rotation.
     eventually("the endpoint to return to service", DEADLINE, || {
         (flags(&gw, &bad) == "healthy").then_some(())
@@ -168,21 +168,21 @@ fn a_failing_endpoint_is_ejected_then_returns_after_its_ejection_time() {
     assert_eq!(stat(&gw, "ejections_active"), 0);
     eventually("the endpoint to get traffic again", DEADLINE, || {
         gw.get("/", &[]);
-        (bad.hits() > 3).then_some(())
+        (bad.count() > 3).then_some(())
     });
 }
 
 #[test]
 fn with_every_endpoint_ejected_requests_get_503_no_healthy_upstream() {
-    let a = StatusBackend::start("a", 500);
-    let b = StatusBackend::start("b", 500);
+    let a = Scripted::start("a", |_| Act::Status(500));
+    let b = Scripted::start("b", |_| Act::Status(500));
     let (_dir, gw) = gateway(
         "all-ejected",
         &[&a, &b],
         "      consecutive5xxErrors: 1\n      baseEjectionTime: 60s\n      maxEjectionPercent: 100\n",
     );
     until_ejected(&gw, &[&a, &b]);
-    let before = (a.hits(), b.hits());
+    let before = (a.count(), b.count());
     assert_eq!(before, (1, 1));
     assert_eq!(stat(&gw, "ejections_active"), 2);
     for _ in 0..3 {
@@ -192,28 +192,28 @@ fn with_every_endpoint_ejected_requests_get_503_no_healthy_upstream() {
         let reason = reply.header("x-weft-reason").unwrap_or("");
         assert!(reason.starts_with("UH"), "{reply:?}");
     }
-    assert_eq!((a.hits(), b.hits()), before);
+    assert_eq!((a.count(), b.count()), before);
 }
 
 #[test]
 fn below_min_health_percent_the_balancer_panics_and_uses_ejected_endpoints() {
-    let a = StatusBackend::start("a", 500);
-    let b = StatusBackend::start("b", 500);
+    let a = Scripted::start("a", |_| Act::Status(500));
+    let b = Scripted::start("b", |_| Act::Status(500));
     let (_dir, gw) = gateway(
         "panic",
         &[&a, &b],
         "      consecutive5xxErrors: 1\n      baseEjectionTime: 60s\n      maxEjectionPercent: 100\n      minHealthPercent: 50\n",
     );
     until_ejected(&gw, &[&a, &b]);
-    let before = a.hits() + b.hits();
+    let before = a.count() + b.count();
     // 0% healthy is below 50%: requests go to the ejected endpoints anyway.
     for _ in 0..4 {
         let reply = gw.get("/", &[]);
         assert_eq!(reply.status, 500, "{reply:?}");
     }
-    assert_eq!(a.hits() + b.hits(), before + 4);
+    assert_eq!(a.count() + b.count(), before + 4);
     assert!(
-        a.hits() > 1 && b.hits() > 1,
+        a.count() > 1 && b.count() > 1,
         "round robin over both in panic"
     );
     assert_eq!(flags(&gw, &a), EJECTED);
@@ -222,15 +222,15 @@ fn below_min_health_percent_the_balancer_panics_and_uses_ejected_endpoints() {
 #[test]
 fn the_seeds_consecutive_errors_ejects_on_gateway_errors() {
     // The seed's circuit-breaker rule: the deprecated field counts 502/503/504.
-    let good = StatusBackend::start("good", 200);
-    let bad = StatusBackend::start("bad", 503);
+    let good = Scripted::start("good", |_| Act::Status(200));
+    let bad = Scripted::start("bad", |_| Act::Status(503));
     let (_dir, gw) = gateway(
         "consecutive-errors",
         &[&good, &bad],
         "      consecutiveErrors: 1\n      interval: 1s\n      baseEjectionTime: 3m\n      maxEjectionPercent: 100\n",
     );
     until_ejected(&gw, &[&bad]);
-    assert_eq!(bad.hits(), 1);
+    assert_eq!(bad.count(), 1);
     assert_eq!(
         stat(&gw, "ejections_enforced_consecutive_gateway_failure"),
         1
@@ -240,5 +240,5 @@ fn the_seeds_consecutive_errors_ejects_on_gateway_errors() {
         let reply = gw.get("/", &[]);
         assert_eq!(reply.echo().backend(), "good");
     }
-    assert_eq!(bad.hits(), 1);
+    assert_eq!(bad.count(), 1);
 }

@@ -22,8 +22,6 @@ pub mod config;
 #[allow(dead_code)]
 pub mod scripted;
 #[allow(dead_code)]
-pub mod status;
-#[allow(dead_code)]
 pub mod tcp;
 
 /// How long start-up and config reloads may take before a test gives up.
