@@ -6,6 +6,7 @@ mod kubectl;
 mod proxy;
 mod proxy_config;
 mod proxy_status;
+mod sample;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Show a proxy's listeners, routes, clusters, endpoints or secrets (like
     /// `istioctl proxy-config`).
     ProxyConfig(proxy_config::ProxyConfigArgs),
+    /// Run a demo workload: bookinfo's productpage, details, reviews and ratings, httpbin,
+    /// helloworld, tcp-echo, sleep, fortio, or the course's web-frontend and customers.
+    Sample(sample::SampleArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::Delete(args) => kubectl::delete(&args),
         Command::ProxyStatus(args) => proxy_status::run(&args),
         Command::ProxyConfig(args) => proxy_config::run(&args),
+        Command::Sample(args) => sample::run(args),
     };
     match result {
         Ok(code) => code,
