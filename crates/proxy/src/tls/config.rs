@@ -123,6 +123,17 @@ pub fn server_config(
     Ok((Arc::new(config), offered))
 }
 
+/// Checks that PEM `cert` and `key` make a pair a server can use (what `kubectl create
+/// secret tls` checks before it stores them).
+pub fn check_pair(cert: &[u8], key: &[u8]) -> Result<(), String> {
+    let chain =
+        super::credentials::certificates(cert).map_err(|e| format!("the certificate: {e}"))?;
+    let key = super::credentials::private_key(key).map_err(|e| format!("the key: {e}"))?;
+    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// The versions between `minProtocolVersion` and `maxProtocolVersion` (TLS 1.2 and 1.3 by
 /// default). rustls has no TLS 1.0 or 1.1: a minimum below 1.2 is raised to 1.2, a maximum
 /// below it cannot be served.
