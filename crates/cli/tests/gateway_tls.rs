@@ -573,6 +573,46 @@ stringData: {tls.crt: not a certificate, tls.key: not a key}
             .status,
         200
     );
+    // `weft delete secret` takes the server down again.
+    let out = mesh.cp.weft(
+        &["delete", "secret", "late-credential", "-n", "istio-system"],
+        "",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "secret \"late-credential\" deleted\n"
+    );
+    eventually("the server to go down with its Secret", DEADLINE, || {
+        https("httpbin.example.com", port, &ca_file, "/", &[])
+            .is_none()
+            .then_some(())
+    });
+}
+
+#[test]
+fn simple_tls_from_files_as_the_seed_writes_it() {
+    let mesh = Mesh::start("gwtls-files", &[]);
+    let ca = Ca::new("example.com");
+    let (ca_file, cert, key) = ca.files(&mesh.certs(), "foo.com");
+    let port = free_port();
+    mesh.cp.apply(&format!(
+        "{}---\n{}",
+        gateway(&https_server(
+            port,
+            "https",
+            "foo.com",
+            &format!(
+                "{{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}",
+                path(&cert),
+                path(&key)
+            )
+        )),
+        route("foo", "foo.com", "httpbin")
+    ));
+    let reply = eventually("HTTPS with the certificate files", DEADLINE, || {
+        https("foo.com", port, &ca_file, "/", &[])
+    });
+    assert_eq!(reply.echo().backend(), "httpbin");
 }
 
 #[test]
