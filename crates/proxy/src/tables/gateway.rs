@@ -188,108 +188,134 @@ fn add_gateway(
     listeners: &mut BTreeMap<u16, Listener>,
     build: &mut Build<'_, '_>,
 ) {
-    let gw_name = format!("{}/{}", o.namespace(), o.name());
     for server in &gw.servers {
-        let Some(port) = &server.port else { continue };
-        let Ok(number) = u16::try_from(port.number) else {
-            continue;
-        };
-        let protocol = Protocol::of(&port.protocol, &port.name);
-        let kind = match ServerKind::of(protocol, server.tls.as_ref()) {
-            Ok(kind) => kind,
-            Err(e) => {
-                build.rejected.push(format!(
-                    "Gateway {gw_name}: port {number} ({}): {e}",
-                    port.protocol
-                ));
-                continue;
-            }
-        };
-        // A terminating server whose credentials are not there serves nothing yet.
-        let tls_server = match kind {
-            ServerKind::TlsTerminate => match tls_server(o, server, number, build) {
-                Some(s) => Some(s),
-                None => continue,
-            },
-            _ => None,
-        };
-        let published = published_port(number, build.low_port_offset);
-        let listener = listeners.entry(number).or_insert_with(|| Listener {
-            published_port: published,
-            ..Listener::new(number, protocol)
-        });
-        if class_of(listener) != kind.class() {
+        add_server(o, server, vses, listeners, build);
+    }
+}
+
+/// Adds one server: its listener (shared with the port's other servers), then its
+/// routes, or its `httpsRedirect`, or (terminating TLS) a TLS server with its own routes.
+fn add_server(
+    o: &Object,
+    server: &Server,
+    vses: &[(&Object, &VirtualService)],
+    listeners: &mut BTreeMap<u16, Listener>,
+    build: &mut Build<'_, '_>,
+) {
+    let gw_name = format!("{}/{}", o.namespace(), o.name());
+    let Some(port) = &server.port else { return };
+    let Ok(number) = u16::try_from(port.number) else {
+        return;
+    };
+    let protocol = Protocol::of(&port.protocol, &port.name);
+    let kind = match ServerKind::of(protocol, server.tls.as_ref()) {
+        Ok(kind) => kind,
+        Err(e) => {
             build.rejected.push(format!(
-                "Gateway {gw_name}: port {number} ({}): the port already serves {:?}; \
-                 one port carries one protocol",
-                port.protocol, listener.protocol
+                "Gateway {gw_name}: port {number} ({}): {e}",
+                port.protocol
             ));
-            continue;
+            return;
         }
-        let redirect = kind == ServerKind::Http
-            && server
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.https_redirect == Some(true));
-        if redirect {
-            // Envoy's `require_tls`: every request for the server's hosts is redirected,
-            // whatever the VirtualServices say.
-            build
-                .redirects
-                .push((number, server_domains(&server.hosts)));
-            continue;
-        }
-        let mut tls_server = tls_server;
-        if let Some(new) = &tls_server
-            && let Some(taken) = listener.tls.iter().find(|s| s.sni_hosts == new.sni_hosts)
+    };
+    // A terminating server whose credentials are not there serves nothing yet.
+    let mut tls_server = None;
+    if kind == ServerKind::TlsTerminate {
+        let Some(s) = tls_server_for(o, server, number, build) else {
+            return;
+        };
+        tls_server = Some(s);
+    }
+    let published = published_port(number, build.low_port_offset);
+    let listener = listeners.entry(number).or_insert_with(|| Listener {
+        published_port: published,
+        ..Listener::new(number, protocol)
+    });
+    if class_of(listener) != kind.class() {
+        build.rejected.push(format!(
+            "Gateway {gw_name}: port {number} ({}): the port already serves {:?}; \
+             one port carries one protocol",
+            port.protocol, listener.protocol
+        ));
+        return;
+    }
+    let redirect = kind == ServerKind::Http
+        && server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.https_redirect == Some(true));
+    if redirect {
+        // Envoy's `require_tls`: every request for the server's hosts is redirected,
+        // whatever the VirtualServices say.
+        build
+            .redirects
+            .push((number, server_domains(&server.hosts)));
+        return;
+    }
+    if let Some(new) = &tls_server
+        && let Some(taken) = listener.tls.iter().find(|s| s.sni_hosts == new.sni_hosts)
+    {
+        // Istio keeps the first of two servers for the same hosts on a port.
+        tracing::warn!(
+            gateway = %gw_name, port = number, hosts = ?new.sni_hosts, served_by = %taken.name,
+            "a TLS server for these hosts is already on the port: this one is ignored"
+        );
+        return;
+    }
+    let at = (gw_name.as_str(), number);
+    bind_virtual_services(at, server, kind, listener, tls_server.as_mut(), vses, build);
+    listener.tls.extend(tls_server);
+}
+
+/// Adds the routes of the VirtualServices bound to the Gateway whose hosts `server`
+/// admits: HTTP routes to the listener or to the terminating TLS server, L4 routes to
+/// the listener. `at`: the gateway's `namespace/name` and the port.
+fn bind_virtual_services(
+    (gateway, port): (&str, u16),
+    server: &Server,
+    kind: ServerKind,
+    listener: &mut Listener,
+    mut tls_server: Option<&mut TlsServer>,
+    vses: &[(&Object, &VirtualService)],
+    build: &mut Build<'_, '_>,
+) {
+    for (vo, vs) in vses {
+        if !vs
+            .gateways
+            .iter()
+            .any(|g| qualify(g, vo.namespace()) == gateway)
         {
-            // Istio keeps the first of two servers for the same hosts on a port.
-            tracing::warn!(
-                gateway = %gw_name, port = number, hosts = ?new.sni_hosts, served_by = %taken.name,
-                "a TLS server for these hosts is already on the port: this one is ignored"
-            );
             continue;
         }
-        for (vo, vs) in vses {
-            if !vs
-                .gateways
-                .iter()
-                .any(|g| qualify(g, vo.namespace()) == gw_name)
-            {
-                continue;
-            }
-            let domains = gateway_domains(&vs.hosts, &server.hosts, vo.namespace());
-            if domains.is_empty() {
-                continue;
-            }
-            let name = format!("{}/{}", vo.namespace(), vo.name());
-            let bound = Bound {
-                vo,
-                vs,
-                name,
-                gateway: &gw_name,
-                port: number,
-            };
-            match (kind, tls_server.as_mut()) {
-                (ServerKind::TlsTerminate, Some(s)) => {
-                    add_http_routes(&mut s.virtual_hosts, &bound, domains, build)
-                }
-                (ServerKind::Http, _) => {
-                    add_http_routes(&mut listener.virtual_hosts, &bound, domains, build)
-                }
-                (ServerKind::Tcp | ServerKind::TlsPassthrough, _) => {
-                    add_l4_routes(listener, &bound, kind, build)
-                }
-                (ServerKind::TlsTerminate, None) => {}
-            }
+        let domains = gateway_domains(&vs.hosts, &server.hosts, vo.namespace());
+        if domains.is_empty() {
+            continue;
         }
-        listener.tls.extend(tls_server);
+        let bound = Bound {
+            vo,
+            vs,
+            name: format!("{}/{}", vo.namespace(), vo.name()),
+            gateway,
+            port,
+        };
+        match (kind, tls_server.as_deref_mut()) {
+            (ServerKind::TlsTerminate, Some(s)) => {
+                add_http_routes(&mut s.virtual_hosts, &bound, domains, build)
+            }
+            (ServerKind::Http, _) => {
+                add_http_routes(&mut listener.virtual_hosts, &bound, domains, build)
+            }
+            (ServerKind::Tcp | ServerKind::TlsPassthrough, _) => {
+                add_l4_routes(listener, &bound, kind, build)
+            }
+            (ServerKind::TlsTerminate, None) => {}
+        }
     }
 }
 
 /// The terminating server for `server`, with its certificates; `None` (the reason
 /// recorded) when they cannot be had or the settings cannot be served.
-fn tls_server(
+fn tls_server_for(
     o: &Object,
     server: &Server,
     port: u16,
@@ -298,23 +324,10 @@ fn tls_server(
     let gw_name = format!("{}/{}", o.namespace(), o.name());
     let tls = server.tls.as_ref()?;
     let mode = tls.mode.unwrap_or_default();
-    let unsupported = [
-        ("subjectAltNames", !tls.subject_alt_names.is_empty()),
-        (
-            "verifyCertificateSpki",
-            !tls.verify_certificate_spki.is_empty(),
-        ),
-        (
-            "verifyCertificateHash",
-            !tls.verify_certificate_hash.is_empty(),
-        ),
-    ];
-    if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
-        // Serving without a check the user asked for would let in clients it refuses.
-        build.rejected.push(format!(
-            "Gateway {gw_name}: port {port}: tls.{field} (client certificate checks beyond \
-             the CA) is not served yet: the server stays down rather than skip the check"
-        ));
+    if let Some(why) = unsupported_checks(tls) {
+        build
+            .rejected
+            .push(format!("Gateway {gw_name}: port {port}: {why}"));
         return None;
     }
     let mutual = matches!(mode, ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual);
@@ -362,6 +375,27 @@ fn tls_server(
         config: TlsConfig(config),
         virtual_hosts: Vec::new(),
     })
+}
+
+/// Client certificate checks beyond the CA, which are not served yet: serving without
+/// a check the user asked for would let in clients it refuses, so the server stays down.
+fn unsupported_checks(tls: &ServerTlsSettings) -> Option<String> {
+    let unsupported = [
+        ("subjectAltNames", !tls.subject_alt_names.is_empty()),
+        (
+            "verifyCertificateSpki",
+            !tls.verify_certificate_spki.is_empty(),
+        ),
+        (
+            "verifyCertificateHash",
+            !tls.verify_certificate_hash.is_empty(),
+        ),
+    ];
+    let (field, _) = unsupported.iter().find(|(_, set)| *set)?;
+    Some(format!(
+        "tls.{field} (client certificate checks beyond the CA) is not served yet: the \
+         server stays down rather than skip the check"
+    ))
 }
 
 /// A server's hosts as domains: lower-case, without their `namespace/` part.
