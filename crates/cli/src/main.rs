@@ -2,6 +2,7 @@
 
 mod check;
 mod control_plane;
+mod create_secret;
 mod kubectl;
 mod proxy;
 mod proxy_config;
@@ -32,6 +33,8 @@ enum Command {
     ControlPlane(control_plane::ControlPlaneArgs),
     /// Apply config to the control plane (like `kubectl apply -f`).
     Apply(kubectl::ApplyArgs),
+    /// Create a Secret, e.g. a gateway's TLS certificate (like `kubectl create secret`).
+    Create(create_secret::CreateArgs),
     /// Show config objects from the control plane (like `kubectl get`).
     Get(kubectl::GetArgs),
     /// Delete config objects from the control plane (like `kubectl delete`).
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(args),
         Command::ControlPlane(args) => control_plane::run(args),
         Command::Apply(args) => kubectl::apply(&args),
+        Command::Create(args) => create_secret::run(&args),
         Command::Get(args) => kubectl::get(&args),
         Command::Delete(args) => kubectl::delete(&args),
         Command::ProxyStatus(args) => proxy_status::run(&args),
