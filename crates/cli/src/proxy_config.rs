@@ -58,17 +58,17 @@ pub fn run(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", server_error(&answer));
         return Ok(ExitCode::from(1));
     }
-    match args.output {
+    let text = match args.output {
         Output::Json => {
             let part = json_part(&answer, args.what);
-            println!(
-                "{}",
+            format!(
+                "{}\n",
                 serde_json::to_string_pretty(&part).unwrap_or_default()
-            );
+            )
         }
-        Output::Table => print!("{}", render(&answer, args.what)),
-    }
-    Ok(ExitCode::SUCCESS)
+        Output::Table => render(&answer, args.what),
+    };
+    crate::proxy_status::print_out(&text)
 }
 
 /// The part of the dump `-o json` prints.

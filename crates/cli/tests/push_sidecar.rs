@@ -197,3 +197,53 @@ fn sidecar_fed_by_the_control_plane_routes_to_self_registered_workloads() {
         (reply.status == 503).then_some(())
     });
 }
+
+#[test]
+fn proxy_status_stops_quietly_when_its_reader_goes_away() {
+    let mut lab = Lab::new();
+    let (hub, state) = control_plane(&mut lab);
+    let client = lab.pod("sleep", 10);
+    lab.capture(&client);
+    lab.sidecar_from(
+        &client,
+        &["--control-plane", XDS],
+        &["--name", "sleep", "--namespace", "default"],
+    );
+    let weft = env!("CARGO_BIN_EXE_weft");
+    let status = [
+        weft,
+        "proxy-status",
+        "--control-plane",
+        API,
+        "--state-dir",
+        &state,
+    ];
+    eventually("the sidecar to be listed", DEADLINE, || {
+        let out = lab.exec(&hub, &status);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with("sleep "))
+            .then_some(())
+    });
+    // `weft proxy-status | head -1`, with the reader gone before the first line so that
+    // every write fails with EPIPE, deterministically.
+    for args in [&["proxy-status"][..], &["proxy-status", "-o", "json"][..]] {
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", &hub.ns, weft])
+            .args(args)
+            .args(["--control-plane", API, "--state-dir", &state])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "weft {args:?} into a closed pipe: {} {stderr}",
+            out.status
+        );
+    }
+}

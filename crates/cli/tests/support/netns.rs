@@ -230,6 +230,17 @@ impl Lab {
 
     /// [`Lab::sidecar`] with its config from `source` (`--control-plane ADDR`).
     pub fn sidecar_from(&mut self, pod: &Pod, source: &[&str], args: &[&str]) {
+        let i = self.start_sidecar(pod, source, args);
+        let what = format!("sidecar of {}", pod.name);
+        eventually(&format!("the {what} to answer /ready"), DEADLINE, || {
+            self.assert_running(i);
+            (self.admin_status(pod, "/ready") == "200").then_some(())
+        });
+    }
+
+    /// Starts the pod's sidecar (as UID 1337, config from `source`) without waiting for
+    /// anything; returns its index for [`Lab::assert_running`].
+    pub fn start_sidecar(&mut self, pod: &Pod, source: &[&str], args: &[&str]) -> usize {
         let mut all: Vec<String> = ["proxy", "--mode", "sidecar"]
             .iter()
             .chain(source)
@@ -239,7 +250,7 @@ impl Lab {
         all.extend(args.iter().map(|s| s.to_string()));
         let what = format!("sidecar of {}", pod.name);
         let weft = self.proxy_binary();
-        let i = self.spawn_helper(
+        self.spawn_helper(
             pod,
             &what,
             &[
@@ -247,23 +258,27 @@ impl Lab {
                 ("weft", &weft.display().to_string()),
                 ("args", &all.join("\u{1f}")),
             ],
+        )
+    }
+
+    /// The HTTP status of the pod's sidecar's admin `path` (`000`: no answer).
+    pub fn admin_status(&self, pod: &Pod, path: &str) -> String {
+        let url = format!("http://127.0.0.1:15000{path}");
+        let out = self.exec(
+            pod,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                &url,
+            ],
         );
-        eventually(&format!("the {what} to answer /ready"), DEADLINE, || {
-            self.assert_running(i);
-            let out = self.exec(
-                pod,
-                &[
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "http://127.0.0.1:15000/ready",
-                ],
-            );
-            (out.stdout == b"200").then_some(())
-        });
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The JSON of the pod's sidecar's admin `path` (`/config_dump`).
