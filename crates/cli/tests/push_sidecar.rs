@@ -199,6 +199,41 @@ fn sidecar_fed_by_the_control_plane_routes_to_self_registered_workloads() {
 }
 
 #[test]
+fn a_sidecar_started_while_the_control_plane_is_down_answers_at_once_and_gets_ready_with_its_config()
+ {
+    let mut lab = Lab::new();
+    let client = lab.pod("sleep", 10);
+    lab.capture(&client);
+    // Nothing listens on the control plane's address yet.
+    let i = lab.start_sidecar(
+        &client,
+        &["--control-plane", XDS],
+        &["--name", "sleep", "--namespace", "default"],
+    );
+    eventually("the admin API to answer", DEADLINE, || {
+        lab.assert_running(i);
+        (lab.admin_status(&client, "/ready") == "503").then_some(())
+    });
+    let ready = lab.curl(&client, &["http://127.0.0.1:15021/healthz/ready"]);
+    let ready = ok_status(ready);
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(ready.body.contains("no config yet"), "{ready:?}");
+    let admin = ok_status(lab.curl(&client, &["http://127.0.0.1:15000/ready"]));
+    assert!(admin.body.contains("PRE_INITIALIZING"), "{admin:?}");
+
+    // The control plane comes up: the sidecar's next attempt gets its first config.
+    control_plane(&mut lab);
+    eventually("readiness to turn 200", DEADLINE, || {
+        lab.assert_running(i);
+        let reply = lab
+            .curl(&client, &["http://127.0.0.1:15021/healthz/ready"])
+            .ok()?;
+        (reply.status == 200).then_some(())
+    });
+    assert_eq!(lab.admin_status(&client, "/ready"), "200");
+}
+
+#[test]
 fn proxy_status_stops_quietly_when_its_reader_goes_away() {
     let mut lab = Lab::new();
     let (hub, state) = control_plane(&mut lab);
