@@ -62,10 +62,22 @@ pub struct ProxyArgs {
     /// protocol before treating the connection as opaque TCP (`100ms`, `1s`).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     protocol_detection_timeout: Duration,
+    /// The workload's own addresses (Istio's INSTANCE_IP), sent to the control plane: a
+    /// sidecar serves as its inbound ports those of the registry endpoints at one of them
+    /// [default: the addresses of the network namespace's non-loopback interfaces].
+    #[arg(
+        long,
+        env = "INSTANCE_IP",
+        value_delimiter = ',',
+        value_name = "IP[,IP]"
+    )]
+    instance_ip: Option<Vec<IpAddr>>,
     /// The address gateway ports are opened on.
     #[arg(long, default_value = "127.0.0.1")]
     listen_address: IpAddr,
-    /// The admin API's address.
+    /// The admin API's address. The control plane reads it for `weft proxy-config`; a
+    /// proxy in its own network namespace listens on 0.0.0.0:15000 to be reached at its
+    /// instance address.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
     /// Where readiness (`/healthz/ready`) is served: 200 once the config is loaded and
@@ -182,10 +194,18 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .namespace
         .clone()
         .unwrap_or_else(|| default_namespace.to_string());
-    let source = source(&args, &namespace, &labels)?;
+    let instance_ips = match &args.instance_ip {
+        Some(given) => given.clone(),
+        None => interface_addresses(),
+    };
+    let source = source(&args, &namespace, &labels, &instance_ips)?;
     let opts = ProxyOptions {
         mode,
-        identity: ProxyIdentity { namespace, labels },
+        identity: ProxyIdentity {
+            namespace,
+            labels,
+            addresses: instance_ips.clone(),
+        },
         listen_address: args.listen_address,
         admin: args.admin,
         readiness: args.readiness,
@@ -221,12 +241,42 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The addresses of this network namespace's interfaces but loopback (and link-local
+/// ones): where a pod's traffic reaches its workload.
+fn interface_addresses() -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => {
+            let mut ips: Vec<IpAddr> = interfaces
+                .iter()
+                .filter(|i| !i.is_loopback())
+                .map(if_addrs::Interface::ip)
+                .collect();
+            ips.sort();
+            ips.dedup();
+            ips
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the network interfaces: pass --instance-ip");
+            Vec::new()
+        }
+    }
+}
+
 /// The admin address the control plane can reach: an unspecified bind address
-/// (`0.0.0.0`) is reached on loopback.
-fn admin_address(admin: SocketAddr) -> String {
+/// (`0.0.0.0`) is reached at the instance's first address of its family, else on loopback.
+fn admin_address(admin: SocketAddr, instance_ips: &[IpAddr]) -> String {
     let mut addr = admin;
     if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        let ip = instance_ips
+            .iter()
+            .find(|ip| ip.is_ipv4() == admin.is_ipv4())
+            .copied()
+            .unwrap_or(if admin.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        addr.set_ip(ip);
     }
     addr.to_string()
 }
@@ -241,6 +291,7 @@ fn source(
     args: &ProxyArgs,
     namespace: &str,
     labels: &BTreeMap<String, String>,
+    instance_ips: &[IpAddr],
 ) -> anyhow::Result<Source> {
     if let Some(address) = &args.control_plane {
         let mode = match args.mode {
@@ -258,7 +309,8 @@ fn source(
             labels: labels.clone().into_iter().collect(),
             service_account: args.service_account.clone(),
             version: format!("weft {}", env!("CARGO_PKG_VERSION")),
-            admin_address: admin_address(args.admin),
+            admin_address: admin_address(args.admin, instance_ips),
+            ip_addresses: instance_ips.iter().map(ToString::to_string).collect(),
         };
         return Ok(Source::ControlPlane(Box::new(weft_proxy::XdsOptions::new(
             address.clone(),

@@ -108,6 +108,47 @@ fn register(lab: &Lab, hub: &Pod, token: &str, pod: &Pod, version: &str) {
     assert_eq!(reply.status, 201, "{reply:?}");
 }
 
+/// `weft apply -f` of `yaml` from the hub.
+fn apply(lab: &Lab, hub: &Pod, state: &str, yaml: &str) {
+    let file = lab.dir().join("apply.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let file = file.display().to_string();
+    let weft = env!("CARGO_BIN_EXE_weft");
+    let out = lab.exec(
+        hub,
+        &[
+            weft,
+            "apply",
+            "-f",
+            &file,
+            "--control-plane",
+            API,
+            "--state-dir",
+            state,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "weft apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `weft proxy-config ARGS` from the hub: its table.
+fn proxy_config(lab: &Lab, hub: &Pod, state: &str, args: &[&str]) -> String {
+    let weft = env!("CARGO_BIN_EXE_weft");
+    let mut all = vec![weft, "proxy-config"];
+    all.extend_from_slice(args);
+    all.extend(["--control-plane", API, "--state-dir", state]);
+    let out = lab.exec(hub, &all);
+    assert!(
+        out.status.success(),
+        "weft proxy-config {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn ok_status(reply: Result<support::Reply, String>) -> support::Reply {
     reply.unwrap_or_else(|e| panic!("curl failed: {e}"))
 }
@@ -127,28 +168,7 @@ fn sidecar_fed_by_the_control_plane_routes_to_self_registered_workloads() {
     register(&lab, &hub, token, &v1, "v1");
     register(&lab, &hub, token, &v2, "v2");
 
-    let file = lab.dir().join("reviews.yaml");
-    std::fs::write(&file, REVIEWS).unwrap();
-    let weft = env!("CARGO_BIN_EXE_weft");
-    let file = file.display().to_string();
-    let out = lab.exec(
-        &hub,
-        &[
-            weft,
-            "apply",
-            "-f",
-            &file,
-            "--control-plane",
-            API,
-            "--state-dir",
-            &state,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "weft apply: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    apply(&lab, &hub, &state, REVIEWS);
 
     lab.capture(&client);
     lab.sidecar_from(
@@ -242,7 +262,7 @@ fn proxy_status_stops_quietly_when_its_reader_goes_away() {
     lab.sidecar_from(
         &client,
         &["--control-plane", XDS],
-        &["--name", "sleep", "--namespace", "default"],
+        &["--name", "sleep", "--admin", "0.0.0.0:15000"],
     );
     let weft = env!("CARGO_BIN_EXE_weft");
     let status = [
@@ -262,7 +282,11 @@ fn proxy_status_stops_quietly_when_its_reader_goes_away() {
     });
     // `weft proxy-status | head -1`, with the reader gone before the first line so that
     // every write fails with EPIPE, deterministically.
-    for args in [&["proxy-status"][..], &["proxy-status", "-o", "json"][..]] {
+    for args in [
+        &["proxy-status"][..],
+        &["proxy-status", "-o", "json"][..],
+        &["proxy-config", "all", "sleep"][..],
+    ] {
         let mut child = std::process::Command::new("ip")
             .args(["netns", "exec", &hub.ns, weft])
             .args(args)
@@ -281,4 +305,62 @@ fn proxy_status_stops_quietly_when_its_reader_goes_away() {
             out.status
         );
     }
+}
+
+#[test]
+fn proxy_config_lists_the_workloads_own_ports_as_inbound_clusters_and_listeners() {
+    let mut lab = Lab::new();
+    let (hub, state) = control_plane(&mut lab);
+    let token = std::fs::read_to_string(format!("{state}/api-token")).unwrap();
+    let v1 = lab.pod("reviews-v1", 11);
+    lab.app(&v1, App::Echo, "reviews-v1", &[9080]);
+    register(&lab, &hub, token.trim(), &v1, "v1");
+    apply(&lab, &hub, &state, REVIEWS);
+    lab.capture(&v1);
+    // No --instance-ip: the sidecar finds 10.250.0.11 on the pod's eth0. Its admin API
+    // listens on every address, so that the control plane reaches it there.
+    lab.sidecar_from(
+        &v1,
+        &["--control-plane", XDS],
+        &[
+            "--name",
+            "reviews-v1",
+            "--labels",
+            "app=reviews,version=v1",
+            "--admin",
+            "0.0.0.0:15000",
+        ],
+    );
+    let clusters = eventually("the inbound cluster to be listed", DEADLINE, || {
+        let table = proxy_config(&lab, &hub, &state, &["clusters", "reviews-v1"]);
+        table.contains("inbound").then_some(table)
+    });
+    let inbound: Vec<Vec<&str>> = clusters
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.contains(&"inbound"))
+        .collect();
+    // istioctl's row: no service FQDN, the port, no subset, ORIGINAL_DST.
+    assert_eq!(
+        inbound,
+        [["9080", "-", "inbound", "ORIGINAL_DST"]],
+        "{clusters}"
+    );
+    assert!(
+        clusters.contains("reviews.default.svc.cluster.local   9080"),
+        "{clusters}"
+    );
+    let listeners = proxy_config(&lab, &hub, &state, &["listeners", "reviews-v1"]);
+    let chain = listeners
+        .lines()
+        .find(|l| l.contains("Addr: *:9080"))
+        .unwrap_or_else(|| panic!("no inbound chain for 9080:\n{listeners}"));
+    assert!(
+        chain.starts_with("0.0.0.0")
+            && chain.contains("15006")
+            && chain.ends_with("Cluster: inbound|9080||"),
+        "{chain}"
+    );
+    let dump = lab.admin_json(&v1, "/config_dump");
+    assert_eq!(dump["sidecar"]["addresses"][0], "10.250.0.11", "{dump}");
 }

@@ -17,7 +17,7 @@ use crate::cluster::Cluster;
 use crate::registry::{Protocol, Registry};
 use crate::route::{HeaderOps, RouteMatch};
 
-pub use sidecar::{InboundPort, OutboundPolicy, OutboundTarget, SidecarTables};
+pub use sidecar::{InboundCluster, InboundPort, OutboundPolicy, OutboundTarget, SidecarTables};
 pub use tcp::{L4Destination, L4Match, L4Route, L4Routes};
 
 /// What a proxy is: its mode, and the namespace and labels of its workload (gateways are
@@ -26,6 +26,9 @@ pub use tcp::{L4Destination, L4Match, L4Route, L4Routes};
 pub struct ProxyIdentity {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// The workload's own addresses (Istio's INSTANCE_IP): a sidecar's inbound ports are
+    /// those of the registry endpoints at one of them. Empty: not known.
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 /// Everything a proxy serves from, built from one version of its config.
