@@ -72,6 +72,15 @@ pub struct ProxyArgs {
         value_name = "IP[,IP]"
     )]
     instance_ip: Option<Vec<IpAddr>>,
+    /// Sidecar: where the DNS proxy answers (UDP and TCP) for the mesh's names, as
+    /// Istio's DNS proxying does; the capture rules send the workload's DNS queries
+    /// there. `off` turns it off.
+    #[arg(long, default_value = "127.0.0.1:15053", value_name = "ADDR|off", value_parser = parse_dns_listen)]
+    dns_listen: DnsListen,
+    /// Sidecar: the nameservers the DNS proxy asks about every other name
+    /// (`IP[:PORT],...`) [default: the nameservers of /etc/resolv.conf].
+    #[arg(long, value_delimiter = ',', value_name = "IP[:PORT]", value_parser = weft_proxy::dns::upstream::parse_server)]
+    dns_upstream: Option<Vec<SocketAddr>>,
     /// The address gateway ports are opened on.
     #[arg(long, default_value = "127.0.0.1")]
     listen_address: IpAddr,
@@ -119,6 +128,53 @@ enum Policy {
     AllowAny,
     #[value(name = "REGISTRY_ONLY")]
     RegistryOnly,
+}
+
+/// `--dns-listen`: an address, or off.
+#[derive(Clone, Copy)]
+enum DnsListen {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_dns_listen(text: &str) -> Result<DnsListen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(DnsListen::Off);
+    }
+    text.parse()
+        .map(DnsListen::At)
+        .map_err(|_| format!("{text:?} is not an address like 127.0.0.1:15053, or off"))
+}
+
+/// How long the upstream nameservers have, together, before the client gets SERVFAIL.
+const DNS_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The DNS proxy's options: `--dns-upstream`, else resolv.conf's nameservers, less the
+/// proxy's own address (asking itself would loop).
+fn dns_options(args: &ProxyArgs) -> Option<weft_proxy::DnsOptions> {
+    let DnsListen::At(listen) = args.dns_listen else {
+        return None;
+    };
+    let servers = match &args.dns_upstream {
+        Some(given) => given.clone(),
+        None => {
+            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            weft_proxy::dns::upstream::resolv_conf_nameservers(&text)
+        }
+    };
+    let servers: Vec<SocketAddr> = servers.into_iter().filter(|s| *s != listen).collect();
+    if servers.is_empty() {
+        tracing::warn!(
+            "no upstream nameservers (--dns-upstream, /etc/resolv.conf): names outside the mesh will get SERVFAIL"
+        );
+    }
+    Some(weft_proxy::DnsOptions {
+        listen,
+        upstreams: weft_proxy::Upstreams {
+            servers,
+            timeout: DNS_UPSTREAM_TIMEOUT,
+        },
+    })
 }
 
 /// `250ms`, `2s`, `1m`.
@@ -217,6 +273,10 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             ..ServerLimits::default()
         },
         logging: Some(logging),
+        dns: match args.mode {
+            Mode::Sidecar => dns_options(&args),
+            Mode::Gateway => None,
+        },
     };
     tracing::info!(?opts, "starting proxy");
     let runtime = tokio::runtime::Builder::new_multi_thread()

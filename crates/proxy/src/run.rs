@@ -1,7 +1,8 @@
-//! Running a proxy: compile each version of the config its source gives, keep one
-//! listener task per port the tables name (gateway: HTTP or TCP/TLS) or the two capture
-//! listeners (sidecar), serve the admin API and readiness, and on shutdown drain: stop
-//! accepting, let connections finish up to the drain timeout, exit.
+//! Running a proxy: serve the admin API and readiness at once; compile each version of
+//! the config its source gives; keep one listener task per port the tables name (gateway:
+//! HTTP or TCP/TLS) or, from the first config on, the two capture listeners (sidecar),
+//! and a sidecar's DNS proxy; on shutdown drain: stop accepting, let connections finish
+//! up to the drain timeout, exit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{Stage, Startup};
+use crate::dns::DnsOptions;
 use crate::http::{ServerLimits, Shared};
 use crate::registry::Registry;
 use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
@@ -44,6 +46,8 @@ pub struct ProxyOptions {
     pub limits: ServerLimits,
     /// Changes the log level at run time (the admin API's `/logging`).
     pub logging: Option<LogControl>,
+    /// Sidecar: the DNS proxy (Istio's 127.0.0.1:15053); `None`: off.
+    pub dns: Option<DnsOptions>,
 }
 
 /// Sets the process's log level or tracing filter; given by whoever set up logging, so
@@ -84,6 +88,10 @@ pub async fn run(
     let startup = Arc::new(Startup::default());
     let (admin_task, readiness_task) = start_admin(&opts, &shared, &startup, stop_tx).await?;
     let mut serving = Serving::default();
+    // DNS answers from the start: names the tables do not have yet go upstream.
+    if let (ProxyMode::Sidecar(_), Some(dns)) = (&opts.mode, &opts.dns) {
+        serving.dns = crate::dns::start(dns, shared.clone()).await?;
+    }
     let mut version = 0;
     let mut source_ended = false;
     tokio::pin!(shutdown);
@@ -166,10 +174,12 @@ async fn start_admin(
     Ok((admin_task, readiness_task))
 }
 
-/// The tasks that accept traffic: the sidecar's capture listeners, a gateway's ports.
+/// The tasks that accept traffic: the sidecar's capture listeners and DNS proxy, a
+/// gateway's ports.
 #[derive(Default)]
 struct Serving {
     capture: Vec<JoinHandle<()>>,
+    dns: Vec<JoinHandle<()>>,
     ports: Listeners,
 }
 
@@ -178,12 +188,12 @@ struct Serving {
 async fn drain(opts: &ProxyOptions, shared: &Shared, serving: Serving) {
     shared.drain.start();
     // HTTP listeners stop on the signal; TCP and capture listeners are stopped here.
-    for task in serving
-        .ports
-        .into_values()
-        .map(|(_, task)| task)
-        .chain(serving.capture)
-    {
+    let Serving {
+        capture,
+        dns,
+        ports,
+    } = serving;
+    for task in ports.into_values().map(|(_, task)| task).chain(capture) {
         task.abort();
     }
     tracing::info!(
@@ -198,6 +208,10 @@ async fn drain(opts: &ProxyOptions, shared: &Shared, serving: Serving) {
             connections = shared.drain.active(),
             "drain timeout passed: closing the connections left"
         );
+    }
+    // The workload may still look names up while its connections finish.
+    for task in dns {
+        task.abort();
     }
 }
 

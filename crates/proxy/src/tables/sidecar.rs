@@ -109,6 +109,10 @@ pub struct SidecarTables {
     /// registry endpoints at its addresses (Istio: the services whose endpoints are this
     /// workload).
     pub inbound_clusters: BTreeMap<String, InboundCluster>,
+    /// What the DNS proxy answers: the names of the services visible from the workload's
+    /// namespace (the registry in the dump shows where they come from).
+    #[serde(skip)]
+    pub names: crate::dns::NameTable,
 }
 
 impl SidecarTables {
@@ -160,6 +164,7 @@ impl Tables {
         let mut listeners = BTreeMap::new();
         let mut sidecar = SidecarTables {
             addresses: me.addresses.clone(),
+            names: crate::dns::NameTable::build(&registry, &me.namespace),
             ..SidecarTables::default()
         };
         let vses = mesh_virtual_services(objects);
