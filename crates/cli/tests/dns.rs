@@ -137,6 +137,12 @@ fn mesh_names_resolve_to_their_vips_and_the_rest_is_forwarded() {
             "{name}"
         );
     }
+    // `getent hosts` asks AAAA first: the empty answer for a known name sends it on to A.
+    let (code, hosts) = lab.bash(&client, "getent hosts reviews");
+    assert_eq!(
+        (code, hosts.split_whitespace().next()),
+        (0, Some(vip.as_str()))
+    );
     // The name resolves, the connection to the VIP is captured and routed.
     let reply = ok(lab.curl(&client, &["http://reviews:9080/"]));
     assert_eq!(reply.echo().backend(), "reviews-v1");
