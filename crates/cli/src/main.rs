@@ -28,7 +28,7 @@ enum Command {
     /// Validate config and check objects against each other (like `istioctl analyze`).
     Analyze(check::AnalyzeArgs),
     /// Run a proxy (the data plane): a gateway, or a sidecar next to one workload.
-    Proxy(proxy::ProxyArgs),
+    Proxy(Box<proxy::ProxyArgs>),
     /// Run the control plane: the config store and its local API, metrics on :15014.
     ControlPlane(control_plane::ControlPlaneArgs),
     /// Apply config to the control plane (like `kubectl apply -f`).
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => check::validate(&args),
         Command::Analyze(args) => check::analyze(&args),
-        Command::Proxy(args) => proxy::run(args),
+        Command::Proxy(args) => proxy::run(*args),
         Command::ControlPlane(args) => control_plane::run(args),
         Command::Apply(args) => kubectl::apply(&args),
         Command::Create(args) => create_secret::run(&args),

@@ -62,6 +62,25 @@ pub struct ProxyArgs {
     /// protocol before treating the connection as opaque TCP (`100ms`, `1s`).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     protocol_detection_timeout: Duration,
+    /// The workload's own addresses (Istio's INSTANCE_IP), sent to the control plane: a
+    /// sidecar serves as its inbound ports those of the registry endpoints at one of them
+    /// [default: the addresses of the network namespace's non-loopback interfaces].
+    #[arg(
+        long,
+        env = "INSTANCE_IP",
+        value_delimiter = ',',
+        value_name = "IP[,IP]"
+    )]
+    instance_ip: Option<Vec<IpAddr>>,
+    /// Sidecar: where the DNS proxy answers (UDP and TCP) for the mesh's names, as
+    /// Istio's DNS proxying does; the capture rules send the workload's DNS queries
+    /// there. `off` turns it off.
+    #[arg(long, default_value = "127.0.0.1:15053", value_name = "ADDR|off", value_parser = parse_dns_listen)]
+    dns_listen: DnsListen,
+    /// Sidecar: the nameservers the DNS proxy asks about every other name
+    /// (`IP[:PORT],...`) [default: the nameservers of /etc/resolv.conf].
+    #[arg(long, value_delimiter = ',', value_name = "IP[:PORT]", value_parser = weft_proxy::dns::upstream::parse_server)]
+    dns_upstream: Option<Vec<SocketAddr>>,
     /// The address gateway ports are opened on.
     #[arg(long, default_value = "127.0.0.1")]
     listen_address: IpAddr,
@@ -70,7 +89,9 @@ pub struct ProxyArgs {
     /// mapping is logged and shown in the admin API's /config_dump (`published_port`).
     #[arg(long, default_value = "0", value_parser = clap::value_parser!(u16).range(0..=64512))]
     low_port_offset: u16,
-    /// The admin API's address.
+    /// The admin API's address. The control plane reads it for `weft proxy-config`; a
+    /// proxy in its own network namespace listens on 0.0.0.0:15000 to be reached at its
+    /// instance address.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
     /// Where readiness (`/healthz/ready`) is served: 200 once the config is loaded and
@@ -112,6 +133,53 @@ enum Policy {
     AllowAny,
     #[value(name = "REGISTRY_ONLY")]
     RegistryOnly,
+}
+
+/// `--dns-listen`: an address, or off.
+#[derive(Clone, Copy)]
+enum DnsListen {
+    Off,
+    At(SocketAddr),
+}
+
+fn parse_dns_listen(text: &str) -> Result<DnsListen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(DnsListen::Off);
+    }
+    text.parse()
+        .map(DnsListen::At)
+        .map_err(|_| format!("{text:?} is not an address like 127.0.0.1:15053, or off"))
+}
+
+/// How long the upstream nameservers have, together, before the client gets SERVFAIL.
+const DNS_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The DNS proxy's options: `--dns-upstream`, else resolv.conf's nameservers, less the
+/// proxy's own address (asking itself would loop).
+fn dns_options(args: &ProxyArgs) -> Option<weft_proxy::DnsOptions> {
+    let DnsListen::At(listen) = args.dns_listen else {
+        return None;
+    };
+    let servers = match &args.dns_upstream {
+        Some(given) => given.clone(),
+        None => {
+            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            weft_proxy::dns::upstream::resolv_conf_nameservers(&text)
+        }
+    };
+    let servers: Vec<SocketAddr> = servers.into_iter().filter(|s| *s != listen).collect();
+    if servers.is_empty() {
+        tracing::warn!(
+            "no upstream nameservers (--dns-upstream, /etc/resolv.conf): names outside the mesh will get SERVFAIL"
+        );
+    }
+    Some(weft_proxy::DnsOptions {
+        listen,
+        upstreams: weft_proxy::Upstreams {
+            servers,
+            timeout: DNS_UPSTREAM_TIMEOUT,
+        },
+    })
 }
 
 /// `250ms`, `2s`, `1m`.
@@ -187,10 +255,18 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .namespace
         .clone()
         .unwrap_or_else(|| default_namespace.to_string());
-    let source = source(&args, &namespace, &labels)?;
+    let instance_ips = match &args.instance_ip {
+        Some(given) => given.clone(),
+        None => interface_addresses(),
+    };
+    let source = source(&args, &namespace, &labels, &instance_ips)?;
     let opts = ProxyOptions {
         mode,
-        identity: ProxyIdentity { namespace, labels },
+        identity: ProxyIdentity {
+            namespace,
+            labels,
+            addresses: instance_ips.clone(),
+        },
         listen_address: args.listen_address,
         low_port_offset: args.low_port_offset,
         admin: args.admin,
@@ -203,6 +279,10 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             ..ServerLimits::default()
         },
         logging: Some(logging),
+        dns: match args.mode {
+            Mode::Sidecar => dns_options(&args),
+            Mode::Gateway => None,
+        },
     };
     tracing::info!(?opts, "starting proxy");
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -227,12 +307,42 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The addresses of this network namespace's interfaces but loopback (and link-local
+/// ones): where a pod's traffic reaches its workload.
+fn interface_addresses() -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(interfaces) => {
+            let mut ips: Vec<IpAddr> = interfaces
+                .iter()
+                .filter(|i| !i.is_loopback())
+                .map(if_addrs::Interface::ip)
+                .collect();
+            ips.sort();
+            ips.dedup();
+            ips
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the network interfaces: pass --instance-ip");
+            Vec::new()
+        }
+    }
+}
+
 /// The admin address the control plane can reach: an unspecified bind address
-/// (`0.0.0.0`) is reached on loopback.
-fn admin_address(admin: SocketAddr) -> String {
+/// (`0.0.0.0`) is reached at the instance's first address of its family, else on loopback.
+fn admin_address(admin: SocketAddr, instance_ips: &[IpAddr]) -> String {
     let mut addr = admin;
     if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        let ip = instance_ips
+            .iter()
+            .find(|ip| ip.is_ipv4() == admin.is_ipv4())
+            .copied()
+            .unwrap_or(if admin.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            });
+        addr.set_ip(ip);
     }
     addr.to_string()
 }
@@ -247,6 +357,7 @@ fn source(
     args: &ProxyArgs,
     namespace: &str,
     labels: &BTreeMap<String, String>,
+    instance_ips: &[IpAddr],
 ) -> anyhow::Result<Source> {
     if let Some(address) = &args.control_plane {
         let mode = match args.mode {
@@ -264,7 +375,8 @@ fn source(
             labels: labels.clone().into_iter().collect(),
             service_account: args.service_account.clone(),
             version: format!("weft {}", env!("CARGO_PKG_VERSION")),
-            admin_address: admin_address(args.admin),
+            admin_address: admin_address(args.admin, instance_ips),
+            ip_addresses: instance_ips.iter().map(ToString::to_string).collect(),
         };
         return Ok(Source::ControlPlane(Box::new(weft_proxy::XdsOptions::new(
             address.clone(),

@@ -58,17 +58,17 @@ pub fn run(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", server_error(&answer));
         return Ok(ExitCode::from(1));
     }
-    match args.output {
+    let text = match args.output {
         Output::Json => {
             let part = json_part(&answer, args.what);
-            println!(
-                "{}",
+            format!(
+                "{}\n",
                 serde_json::to_string_pretty(&part).unwrap_or_default()
-            );
+            )
         }
-        Output::Table => print!("{}", render(&answer, args.what)),
-    }
-    Ok(ExitCode::SUCCESS)
+        Output::Table => render(&answer, args.what),
+    };
+    crate::proxy_status::print_out(&text)
 }
 
 /// The part of the dump `-o json` prints.
@@ -80,7 +80,17 @@ fn json_part(answer: &Value, what: What) -> Value {
             "sidecar": dump["sidecar"],
         }),
         What::Routes => dump["listeners"].clone(),
-        What::Clusters => dump["clusters"].clone(),
+        What::Clusters => {
+            let mut all = dump["clusters"].as_object().cloned().unwrap_or_default();
+            for (name, c) in dump["sidecar"]["inbound_clusters"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                all.insert(name.clone(), c.clone());
+            }
+            Value::Object(all)
+        }
         What::Endpoints => Value::from(endpoint_rows(answer)),
         What::Secrets => Value::Array(Vec::new()),
         What::All => answer.clone(),
@@ -183,8 +193,11 @@ fn cluster_rows(answer: &Value) -> Vec<Vec<String>> {
         "TYPE",
         "DESTINATION RULE",
     ])];
-    let clusters = answer["config_dump"]["clusters"].as_object();
-    for name in clusters.into_iter().flat_map(|c| c.keys()) {
+    let dump = &answer["config_dump"];
+    // A sidecar's inbound clusters (`inbound|9080||`) are its workload's own ports.
+    let inbound = dump["sidecar"]["inbound_clusters"].as_object();
+    let clusters = dump["clusters"].as_object();
+    for name in clusters.into_iter().chain(inbound).flat_map(|c| c.keys()) {
         let Some([direction, port, subset, host]) = cluster_parts(name) else {
             rows.push(vec![
                 name.clone(),
@@ -312,7 +325,9 @@ fn route_match(matches: &Value) -> String {
 }
 
 /// Listeners: for a sidecar, one per service address and port it captures (HTTP ports
-/// go to the port's route config, TCP ones to a cluster); for a gateway, one per port.
+/// go to the port's route config, TCP ones to a cluster), then the capture listeners'
+/// filter chains as istioctl shows Envoy's: 15001, and 15006 with a chain per inbound
+/// port; for a gateway, one per port. Sorted by port.
 fn listener_rows(answer: &Value) -> Vec<Vec<String>> {
     let mut rows = vec![row(&["ADDRESSES", "PORT", "MATCH", "DESTINATION"])];
     let dump = &answer["config_dump"];
@@ -326,6 +341,9 @@ fn listener_rows(answer: &Value) -> Vec<Vec<String>> {
             };
             rows.push(vec![address.into(), port.into(), "ALL".into(), destination]);
         }
+        rows.extend(capture_rows(&dump["sidecar"]));
+        let port = |r: &Vec<String>| r[1].parse::<u16>().unwrap_or(0);
+        rows[1..].sort_by_key(port);
         return rows;
     }
     for (port, listener) in dump["listeners"].as_object().into_iter().flatten() {
@@ -339,6 +357,49 @@ fn listener_rows(answer: &Value) -> Vec<Vec<String>> {
             "ALL".into(),
             destination,
         ]);
+    }
+    rows
+}
+
+/// The capture listeners' rows: outbound 15001 passes what no service address matched
+/// through; inbound 15006 has a chain per port of the workload (HTTP sniffed on ports
+/// that declare no protocol) to its `inbound|PORT||` cluster, and passes the rest
+/// through to the application.
+fn capture_rows(sidecar: &Value) -> Vec<Vec<String>> {
+    let any = "0.0.0.0";
+    let http = "App: http/1.1,h2c; ";
+    let mut rows = vec![
+        row(&[any, "15001", "ALL", "PassthroughCluster"]),
+        row(&[any, "15001", "Addr: *:15001", "Non-HTTP/Non-TCP"]),
+        row(&[any, "15006", "Addr: *:15006", "Non-HTTP/Non-TCP"]),
+    ];
+    for app in [http, ""] {
+        rows.push(vec![
+            any.into(),
+            "15006".into(),
+            format!("Trans: raw_buffer; {app}Addr: 0.0.0.0/0"),
+            "InboundPassthroughClusterIpv4".into(),
+        ]);
+    }
+    for (name, c) in sidecar["inbound_clusters"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let port = c["port"].as_u64().unwrap_or(0);
+        let apps: &[&str] = if c["detect"].as_bool().unwrap_or(false) {
+            &[http, ""]
+        } else {
+            &[""]
+        };
+        for app in apps {
+            rows.push(vec![
+                any.into(),
+                "15006".into(),
+                format!("Trans: raw_buffer; {app}Addr: *:{port}"),
+                format!("Cluster: {name}"),
+            ]);
+        }
     }
     rows
 }

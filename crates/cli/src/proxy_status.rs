@@ -2,6 +2,7 @@
 //! the control plane with its state per resource type (SYNCED, STALE, NOT SENT, NACKED),
 //! read from the control plane's `/debug/syncz`; the reasons of NACKs follow the table.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -46,14 +47,25 @@ pub fn run(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
         eprintln!("Error: no proxy named {name:?} is connected to the control plane");
         return Ok(ExitCode::from(1));
     }
-    match args.output {
-        Output::Json => println!(
-            "{}",
+    let text = match args.output {
+        Output::Json => format!(
+            "{}\n",
             serde_json::to_string_pretty(&proxies).unwrap_or_default()
         ),
-        Output::Table => print!("{}", render(&proxies)),
+        Output::Table => render(&proxies),
+    };
+    print_out(&text)
+}
+
+/// Writes a command's output; a reader that went away (`weft proxy-status | head -1`)
+/// ends the command quietly, as kubectl's do, instead of the panic `print!` gives.
+pub(crate) fn print_out(text: &str) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// istioctl's state words: `NOT_SENT` is written `NOT SENT`.

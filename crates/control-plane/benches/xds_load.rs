@@ -119,6 +119,7 @@ async fn stream(
         version: "weft-bench".into(),
         // Simulated proxies have no admin API to read config dumps from.
         admin_address: String::new(),
+        ip_addresses: Vec::new(),
     };
     // At most a few connects at a time: a burst overflows the listener's backlog.
     let permit = gate.acquire().await?;

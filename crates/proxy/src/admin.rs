@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -21,12 +21,50 @@ use crate::http::{Body, Shared};
 use crate::run::LogControl;
 use crate::tables::Tables;
 
+/// How far a proxy has come since it started: the admin API and readiness answer from
+/// the start, before any config (a proxy whose control plane is down still says why it
+/// is not ready).
+#[derive(Debug, Default)]
+pub struct Startup(AtomicU8);
+
+/// The stages of [`Startup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// No config has arrived yet (Envoy's PRE_INITIALIZING).
+    NoConfig,
+    /// The first config is being applied: listeners opening (Envoy's INITIALIZING).
+    Starting,
+    /// Serving (Envoy's LIVE).
+    Live,
+}
+
+impl Startup {
+    pub fn set(&self, stage: Stage) {
+        let n = match stage {
+            Stage::NoConfig => 0,
+            Stage::Starting => 1,
+            Stage::Live => 2,
+        };
+        self.0.store(n, Ordering::Release);
+    }
+
+    pub fn stage(&self) -> Stage {
+        match self.0.load(Ordering::Acquire) {
+            0 => Stage::NoConfig,
+            1 => Stage::Starting,
+            _ => Stage::Live,
+        }
+    }
+}
+
 /// What the admin API acts on besides the shared state.
 pub struct Admin {
     /// Signalled by `/quitquitquit`.
     pub stop: watch::Sender<bool>,
     /// Changes the log level (`/logging?level=`), when the process gave a way to.
     pub logging: Option<LogControl>,
+    /// Where start-up is, for `/ready`.
+    pub startup: Arc<Startup>,
 }
 
 /// Serves the admin API until the task is aborted.
@@ -50,9 +88,10 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, admin: Admin) {
     }
 }
 
-/// Serves `/healthz/ready` until the task is aborted: 200 once `ready` is set (config
-/// loaded, listeners up), 503 before and while draining.
-pub async fn serve_readiness(listener: TcpListener, shared: Arc<Shared>, ready: Arc<AtomicBool>) {
+/// Serves `/healthz/ready` until the task is aborted: 200 once the first config is
+/// applied and the listeners are up, 503 before (saying which step it waits for) and
+/// while draining.
+pub async fn serve_readiness(listener: TcpListener, shared: Arc<Shared>, ready: Arc<Startup>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -71,19 +110,20 @@ pub async fn serve_readiness(listener: TcpListener, shared: Arc<Shared>, ready: 
     }
 }
 
-fn readiness(req: &Request<Incoming>, shared: &Shared, ready: &AtomicBool) -> Response<Body> {
+fn readiness(req: &Request<Incoming>, shared: &Shared, ready: &Startup) -> Response<Body> {
     if req.uri().path() != "/healthz/ready" {
         return text(StatusCode::NOT_FOUND, "try /healthz/ready\n".into());
     }
     if shared.drain.is_draining() {
-        text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into())
-    } else if ready.load(Ordering::Acquire) {
-        text(StatusCode::OK, String::new())
-    } else {
-        text(
+        return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n".into());
+    }
+    match ready.stage() {
+        Stage::Live => text(StatusCode::OK, String::new()),
+        Stage::NoConfig => text(StatusCode::SERVICE_UNAVAILABLE, "no config yet\n".into()),
+        Stage::Starting => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: listeners starting\n".into(),
-        )
+        ),
     }
 }
 
@@ -122,11 +162,7 @@ fn set_log_level(req: &Request<Incoming>, logging: Option<&LogControl>) -> Respo
 fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<Body> {
     let tables = shared.tables.load();
     match (req.method(), req.uri().path()) {
-        // Envoy's server states: LIVE, or DRAINING (503) once shutdown began.
-        (&Method::GET, "/ready") if shared.drain.is_draining() => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "DRAINING\n".into())
-        }
-        (&Method::GET, "/ready") => text(StatusCode::OK, "LIVE\n".into()),
+        (&Method::GET, "/ready") => server_state(shared, &admin.startup),
         (&Method::GET, "/stats") => {
             text(StatusCode::OK, shared.stats.render(|c| tables.clusters.get(c).map(|c| c.limits)))
         }
@@ -146,6 +182,18 @@ fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<B
         }
         _ => text(StatusCode::NOT_FOUND, "unknown admin path: try /config_dump, /clusters, /listeners, /ready, /stats, POST /logging?level=, POST /quitquitquit\n".into()),
     }
+}
+
+/// `/ready`: Envoy's server states: PRE_INITIALIZING before any config, INITIALIZING
+/// while the first one is applied, LIVE (200), DRAINING once shutdown began.
+fn server_state(shared: &Shared, startup: &Startup) -> Response<Body> {
+    let state = match startup.stage() {
+        _ if shared.drain.is_draining() => "DRAINING",
+        Stage::NoConfig => "PRE_INITIALIZING",
+        Stage::Starting => "INITIALIZING",
+        Stage::Live => return text(StatusCode::OK, "LIVE\n".into()),
+    };
+    text(StatusCode::SERVICE_UNAVAILABLE, format!("{state}\n"))
 }
 
 /// `/clusters`: each endpoint's health flags as Envoy prints them, `healthy` or

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod capture;
 pub mod cluster;
+pub mod dns;
 pub mod drain;
 pub mod error;
 pub mod http;
@@ -20,6 +21,7 @@ pub mod tables;
 pub mod tcp;
 pub mod tls;
 
+pub use dns::{DnsOptions, Upstreams};
 pub use http::ServerLimits;
 pub use run::{LogControl, ProxyMode, ProxyOptions, run};
 pub use sidecar::SidecarOptions;

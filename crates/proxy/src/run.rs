@@ -1,18 +1,20 @@
-//! Running a proxy: compile each version of the config its source gives, keep one
-//! listener task per port the tables name (gateway: HTTP or TCP/TLS) or the two capture
-//! listeners (sidecar), serve the admin API and readiness, and on shutdown drain: stop
-//! accepting, let connections finish up to the drain timeout, exit.
+//! Running a proxy: serve the admin API and readiness at once; compile each version of
+//! the config its source gives; keep one listener task per port the tables name (gateway:
+//! HTTP or TCP/TLS) or, from the first config on, the two capture listeners (sidecar),
+//! and a sidecar's DNS proxy; on shutdown drain: stop accepting, let connections finish
+//! up to the drain timeout, exit.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::{Stage, Startup};
+use crate::dns::DnsOptions;
 use crate::http::{ServerLimits, Shared};
 use crate::registry::{Protocol, Registry};
 use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
@@ -47,6 +49,8 @@ pub struct ProxyOptions {
     pub limits: ServerLimits,
     /// Changes the log level at run time (the admin API's `/logging`).
     pub logging: Option<LogControl>,
+    /// Sidecar: the DNS proxy (Istio's 127.0.0.1:15053); `None`: off.
+    pub dns: Option<DnsOptions>,
 }
 
 /// Sets the process's log level or tracing filter; given by whoever set up logging, so
@@ -73,21 +77,75 @@ impl std::fmt::Debug for LogControl {
     }
 }
 
-/// Runs until `shutdown` resolves or the admin API is asked to quit, then drains.
+/// Runs until `shutdown` resolves or the admin API is asked to quit, then drains. The
+/// admin API and readiness answer at once; the listeners open when the first config has
+/// arrived (readiness says `no config yet` until then, as a proxy whose control plane is
+/// down must).
 pub async fn run(
     opts: ProxyOptions,
     mut source: impl ConfigSource,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let first = source.next().await.unwrap_or_default();
-    let mut tables = compile(&opts, &first, 1);
-    if !source.verdict(&tables.rejected).await {
-        // Refused, with nothing before it: serve nothing until the next version.
-        tables = compile(&opts, &Snapshot::default(), 1);
-    }
-    let shared = Shared::with_limits(tables, opts.limits);
+    let shared = Shared::with_limits(Tables::default(), opts.limits);
     let (stop_tx, mut stop_rx) = watch::channel(false);
-    let ready = Arc::new(AtomicBool::new(false));
+    let startup = Arc::new(Startup::default());
+    let (admin_task, readiness_task) = start_admin(&opts, &shared, &startup, stop_tx).await?;
+    let mut serving = Serving::default();
+    // DNS answers from the start: names the tables do not have yet go upstream.
+    if let (ProxyMode::Sidecar(_), Some(dns)) = (&opts.mode, &opts.dns) {
+        serving.dns = crate::dns::start(dns, shared.clone()).await?;
+    }
+    let mut version = 0;
+    let mut source_ended = false;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = stop_rx.changed() => break,
+            next = source.next(), if !source_ended => {
+                // A source that has ended leaves the proxy serving its last good config.
+                let Some(snapshot) = next else {
+                    source_ended = true;
+                    continue;
+                };
+                let mut tables = compile(&opts, &snapshot, version + 1);
+                if !source.verdict(&tables.rejected).await {
+                    if version > 0 {
+                        tracing::warn!(version, "config refused: serving the previous version");
+                        continue;
+                    }
+                    // Refused, with nothing before it: serve nothing until the next version.
+                    tables = compile(&opts, &Snapshot::default(), 1);
+                }
+                version += 1;
+                shared.tables.store(Arc::new(tables));
+                if version == 1 {
+                    startup.set(Stage::Starting);
+                    serving.capture = match &opts.mode {
+                        ProxyMode::Gateway => Vec::new(),
+                        ProxyMode::Sidecar(sidecar) => start_sidecar(sidecar, &shared)?,
+                    };
+                }
+                if let ProxyMode::Gateway = opts.mode {
+                    reconcile(&opts, &shared, &mut serving.ports).await;
+                }
+                startup.set(Stage::Live);
+            }
+        }
+    }
+    drain(&opts, &shared, serving).await;
+    admin_task.abort();
+    readiness_task.abort();
+    Ok(())
+}
+
+/// Binds readiness and the admin API and starts serving them.
+async fn start_admin(
+    opts: &ProxyOptions,
+    shared: &Arc<Shared>,
+    startup: &Arc<Startup>,
+    stop: watch::Sender<bool>,
+) -> std::io::Result<(JoinHandle<()>, JoinHandle<()>)> {
     let readiness = TcpListener::bind(opts.readiness).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -98,71 +156,47 @@ pub async fn run(
     let readiness_task = tokio::spawn(crate::admin::serve_readiness(
         readiness,
         shared.clone(),
-        ready.clone(),
+        startup.clone(),
     ));
-    // Capture listeners first: once the admin API answers, the sidecar is serving.
-    let capture_tasks = match &opts.mode {
-        ProxyMode::Gateway => Vec::new(),
-        ProxyMode::Sidecar(sidecar) => start_sidecar(sidecar, &shared)?,
-    };
-    let admin = TcpListener::bind(opts.admin).await?;
+    let admin = TcpListener::bind(opts.admin).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot serve the admin API on {}: {e}", opts.admin),
+        )
+    })?;
     tracing::info!(admin = %admin.local_addr()?, "admin listening");
     let admin_task = tokio::spawn(crate::admin::serve(
         admin,
         shared.clone(),
         crate::admin::Admin {
-            stop: stop_tx,
+            stop,
             logging: opts.logging.clone(),
+            startup: startup.clone(),
         },
     ));
-    let mut listeners = Listeners::new();
-    if let ProxyMode::Gateway = opts.mode {
-        reconcile(&opts, &shared, &mut listeners).await;
-    }
-    ready.store(true, Ordering::Release);
-    let mut version = 1;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = stop_rx.changed() => break,
-            next = source.next() => {
-                // A source that has ended leaves the proxy serving its last good config.
-                let Some(snapshot) = next else { continue };
-                let tables = compile(&opts, &snapshot, version + 1);
-                if !source.verdict(&tables.rejected).await {
-                    tracing::warn!(version, "config refused: serving the previous version");
-                    continue;
-                }
-                version += 1;
-                shared.tables.store(Arc::new(tables));
-                if let ProxyMode::Gateway = opts.mode {
-                    reconcile(&opts, &shared, &mut listeners).await;
-                }
-            }
-        }
-    }
-    drain(&opts, &shared, listeners, capture_tasks).await;
-    admin_task.abort();
-    readiness_task.abort();
-    Ok(())
+    Ok((admin_task, readiness_task))
+}
+
+/// The tasks that accept traffic: the sidecar's capture listeners and DNS proxy, a
+/// gateway's ports.
+#[derive(Default)]
+struct Serving {
+    capture: Vec<JoinHandle<()>>,
+    dns: Vec<JoinHandle<()>>,
+    ports: Listeners,
 }
 
 /// Stops accepting (every listener closes), asks every connection to finish, and waits
 /// up to the drain timeout for them. Readiness answers 503 from the first step.
-async fn drain(
-    opts: &ProxyOptions,
-    shared: &Shared,
-    listeners: Listeners,
-    capture_tasks: Vec<JoinHandle<()>>,
-) {
+async fn drain(opts: &ProxyOptions, shared: &Shared, serving: Serving) {
     shared.drain.start();
     // HTTP listeners stop on the signal; TCP and capture listeners are stopped here.
-    for task in listeners
-        .into_values()
-        .map(|(_, task)| task)
-        .chain(capture_tasks)
-    {
+    let Serving {
+        capture,
+        dns,
+        ports,
+    } = serving;
+    for task in ports.into_values().map(|(_, task)| task).chain(capture) {
         task.abort();
     }
     tracing::info!(
@@ -177,6 +211,10 @@ async fn drain(
             connections = shared.drain.active(),
             "drain timeout passed: closing the connections left"
         );
+    }
+    // The workload may still look names up while its connections finish.
+    for task in dns {
+        task.abort();
     }
 }
 
@@ -209,7 +247,7 @@ fn start_sidecar(
 
 /// Which accept loop serves a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Serving {
+enum Accept {
     Http,
     /// TCP.
     L4,
@@ -218,24 +256,24 @@ enum Serving {
 }
 
 /// The listener tasks, by port.
-type Listeners = HashMap<u16, (Serving, JoinHandle<()>)>;
+type Listeners = HashMap<u16, (Accept, JoinHandle<()>)>;
 
 /// Opens listeners for ports the tables gained, closes those of ports they lost, and
 /// reopens a port whose protocol changed between HTTP and TCP/TLS. Connections already
 /// accepted live in their own tasks and are not disturbed.
 async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Listeners) {
-    let wanted: Vec<(u16, Serving, u16)> = shared
+    let wanted: Vec<(u16, Accept, u16)> = shared
         .tables
         .load()
         .listeners
         .values()
         .map(|l| {
             let serving = if l.protocol.is_http() {
-                Serving::Http
+                Accept::Http
             } else if matches!(l.protocol, Protocol::Https | Protocol::Tls) {
-                Serving::Tls
+                Accept::Tls
             } else {
-                Serving::L4
+                Accept::L4
             };
             (l.port, serving, l.published_port)
         })
@@ -260,9 +298,9 @@ async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Li
             Ok(l) => {
                 tracing::info!(address = %opts.listen_address, port, published, ?serving, "listening");
                 let task = match serving {
-                    Serving::Http => tokio::spawn(crate::http::serve(l, port, shared.clone())),
-                    Serving::L4 => tokio::spawn(crate::tcp::serve(l, port, shared.clone())),
-                    Serving::Tls => tokio::spawn(crate::tls::serve(l, port, shared.clone())),
+                    Accept::Http => tokio::spawn(crate::http::serve(l, port, shared.clone())),
+                    Accept::L4 => tokio::spawn(crate::tcp::serve(l, port, shared.clone())),
+                    Accept::Tls => tokio::spawn(crate::tls::serve(l, port, shared.clone())),
                 };
                 listeners.insert(port, (serving, task));
             }

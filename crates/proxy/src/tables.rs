@@ -18,7 +18,7 @@ use crate::registry::{Protocol, Registry};
 use crate::route::{HeaderOps, RouteMatch};
 
 pub use gateway::published_port;
-pub use sidecar::{InboundPort, OutboundPolicy, OutboundTarget, SidecarTables};
+pub use sidecar::{InboundCluster, InboundPort, OutboundPolicy, OutboundTarget, SidecarTables};
 pub(crate) use tcp::sni_score;
 pub use tcp::{L4Destination, L4Match, L4Route, L4Routes};
 
@@ -28,6 +28,9 @@ pub use tcp::{L4Destination, L4Match, L4Route, L4Routes};
 pub struct ProxyIdentity {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// The workload's own addresses (Istio's INSTANCE_IP): a sidecar's inbound ports are
+    /// those of the registry endpoints at one of them. Empty: not known.
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 /// Everything a proxy serves from, built from one version of its config.

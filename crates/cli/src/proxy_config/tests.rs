@@ -25,6 +25,9 @@ fn answer() -> Value {
             "sidecar": {"outbound": {
                 "240.240.0.1:9080": {"protocol": "Http", "cluster": "outbound|9080||reviews.default.svc.cluster.local"},
                 "240.240.0.2:3306": {"protocol": "Tcp", "cluster": "outbound|3306||db.default.svc.cluster.local"}
+            }, "inbound_clusters": {
+                "inbound|9080||": {"port": 9080, "protocol": "Http", "detect": false},
+                "inbound|8080||": {"port": 8080, "protocol": "Tcp", "detect": true}
             }}
         },
         "clusters": "outbound|9080|v1|reviews.default.svc.cluster.local::127.0.0.1:9080::health_flags::healthy\n\
@@ -62,8 +65,12 @@ fn clusters_in_istioctls_columns_with_their_destination_rule() {
             "DESTINATION RULE"
         ]
     );
+    // The workload's own ports first (no service FQDN), as istioctl sorts them.
+    assert_eq!(rows[1], ["8080", "-", "inbound", "ORIGINAL_DST"]);
+    assert_eq!(rows[2], ["9080", "-", "inbound", "ORIGINAL_DST"]);
+    assert!(out.lines().nth(1).unwrap().starts_with("   "), "{out}");
     assert_eq!(
-        rows[1],
+        rows[3],
         [
             "ratings.default.svc.cluster.local",
             "9080",
@@ -73,7 +80,7 @@ fn clusters_in_istioctls_columns_with_their_destination_rule() {
         ]
     );
     assert_eq!(
-        rows[2],
+        rows[4],
         [
             "reviews.default.svc.cluster.local",
             "9080",
@@ -141,12 +148,11 @@ fn routes_name_their_virtual_service() {
 }
 
 #[test]
-fn sidecar_listeners_per_service_address() {
+fn sidecar_listeners_per_service_address_then_the_capture_listeners() {
     let rows = lines(&table(&listener_rows(&answer())));
     assert_eq!(rows[0], ["ADDRESSES", "PORT", "MATCH", "DESTINATION"]);
-    assert_eq!(rows[1], ["240.240.0.1", "9080", "ALL", "Route: 9080"]);
     assert_eq!(
-        rows[2],
+        rows[1],
         [
             "240.240.0.2",
             "3306",
@@ -154,6 +160,28 @@ fn sidecar_listeners_per_service_address() {
             "Cluster: outbound|3306||db.default.svc.cluster.local"
         ]
     );
+    assert_eq!(rows[2], ["240.240.0.1", "9080", "ALL", "Route: 9080"]);
+    assert_eq!(rows[3], ["0.0.0.0", "15001", "ALL", "PassthroughCluster"]);
+    let inbound: Vec<[&str; 2]> = rows
+        .iter()
+        .filter(|r| r[1] == "15006" && r[3].starts_with("Cluster: "))
+        .map(|r| [r[2].as_str(), r[3].as_str()])
+        .collect();
+    assert_eq!(
+        inbound,
+        [
+            // No protocol declared: HTTP is sniffed, the rest is TCP.
+            [
+                "Trans: raw_buffer; App: http/1.1,h2c; Addr: *:8080",
+                "Cluster: inbound|8080||"
+            ],
+            ["Trans: raw_buffer; Addr: *:8080", "Cluster: inbound|8080||"],
+            ["Trans: raw_buffer; Addr: *:9080", "Cluster: inbound|9080||"],
+        ]
+    );
+    assert!(rows.iter().any(|r| r[1] == "15006"
+        && r[2] == "Trans: raw_buffer; Addr: 0.0.0.0/0"
+        && r[3] == "InboundPassthroughClusterIpv4"));
 }
 
 #[test]

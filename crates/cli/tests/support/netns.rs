@@ -16,6 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::{DEADLINE, Reply, eventually, parse_reply};
 
+#[path = "netns_cp.rs"]
+pub mod cp;
+#[path = "netns_dns.rs"]
+pub mod dns;
+
 /// The lab's subnet; the hub's bridge is `.1`.
 pub const SUBNET: [u8; 3] = [10, 250, 0];
 /// The UID Istio's capture rules exempt; sidecars run as it.
@@ -145,36 +150,18 @@ impl Lab {
         std::fs::write(dir.join("hosts"), text).expect("write the pod's hosts file");
     }
 
-    /// Istio's capture rules (as `istio-iptables` writes them, minus DNS and IPv6):
-    /// outbound TCP is redirected to 15001 except the proxy's own (UID 1337) and
-    /// loopback's, inbound TCP to 15006 except the proxy's own ports.
+    /// Istio's capture rules (as `istio-iptables` writes them, minus IPv6; DNS capture is
+    /// `capture_dns`): outbound TCP is redirected to 15001 except the proxy's own (UID
+    /// 1337) and loopback's, inbound TCP to 15006 except the proxy's own ports.
     pub fn capture(&self, pod: &Pod) {
-        let mut rules: Vec<Vec<String>> = Vec::new();
-        let mut nat = |args: &str| rules.push(args.split(' ').map(String::from).collect());
-        for chain in [
-            "ISTIO_INBOUND",
-            "ISTIO_IN_REDIRECT",
-            "ISTIO_OUTPUT",
-            "ISTIO_REDIRECT",
-        ] {
-            nat(&format!("-N {chain}"));
-        }
-        nat("-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001");
-        nat("-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006");
-        nat("-A PREROUTING -p tcp -j ISTIO_INBOUND");
-        for port in INBOUND_EXCLUDED {
-            nat(&format!("-A ISTIO_INBOUND -p tcp --dport {port} -j RETURN"));
-        }
-        nat("-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT");
-        nat("-A OUTPUT -p tcp -j ISTIO_OUTPUT");
-        nat(&format!(
-            "-A ISTIO_OUTPUT -m owner --uid-owner {PROXY_UID} -j RETURN"
-        ));
-        nat("-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN");
-        nat("-A ISTIO_OUTPUT -j ISTIO_REDIRECT");
+        self.apply_rules(pod, "nat", &capture_rules(false));
+    }
+
+    /// Runs `iptables -t TABLE RULE` in the pod for each rule.
+    pub(crate) fn apply_rules(&self, pod: &Pod, table: &str, rules: &[String]) {
         for rule in rules {
-            let mut cmd = vec!["ip", "netns", "exec", &pod.ns, "iptables", "-t", "nat"];
-            cmd.extend(rule.iter().map(String::as_str));
+            let mut cmd = vec!["ip", "netns", "exec", &pod.ns, "iptables", "-t", table];
+            cmd.extend(rule.split(' '));
             run(&cmd);
         }
     }
@@ -230,6 +217,17 @@ impl Lab {
 
     /// [`Lab::sidecar`] with its config from `source` (`--control-plane ADDR`).
     pub fn sidecar_from(&mut self, pod: &Pod, source: &[&str], args: &[&str]) {
+        let i = self.start_sidecar(pod, source, args);
+        let what = format!("sidecar of {}", pod.name);
+        eventually(&format!("the {what} to answer /ready"), DEADLINE, || {
+            self.assert_running(i);
+            (self.admin_status(pod, "/ready") == "200").then_some(())
+        });
+    }
+
+    /// Starts the pod's sidecar (as UID 1337, config from `source`) without waiting for
+    /// anything; returns its index for [`Lab::assert_running`].
+    pub fn start_sidecar(&mut self, pod: &Pod, source: &[&str], args: &[&str]) -> usize {
         let mut all: Vec<String> = ["proxy", "--mode", "sidecar"]
             .iter()
             .chain(source)
@@ -239,7 +237,7 @@ impl Lab {
         all.extend(args.iter().map(|s| s.to_string()));
         let what = format!("sidecar of {}", pod.name);
         let weft = self.proxy_binary();
-        let i = self.spawn_helper(
+        self.spawn_helper(
             pod,
             &what,
             &[
@@ -247,23 +245,27 @@ impl Lab {
                 ("weft", &weft.display().to_string()),
                 ("args", &all.join("\u{1f}")),
             ],
+        )
+    }
+
+    /// The HTTP status of the pod's sidecar's admin `path` (`000`: no answer).
+    pub fn admin_status(&self, pod: &Pod, path: &str) -> String {
+        let url = format!("http://127.0.0.1:15000{path}");
+        let out = self.exec(
+            pod,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                &url,
+            ],
         );
-        eventually(&format!("the {what} to answer /ready"), DEADLINE, || {
-            self.assert_running(i);
-            let out = self.exec(
-                pod,
-                &[
-                    "curl",
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "http://127.0.0.1:15000/ready",
-                ],
-            );
-            (out.stdout == b"200").then_some(())
-        });
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The JSON of the pod's sidecar's admin `path` (`/config_dump`).
@@ -381,10 +383,26 @@ impl Lab {
 
     /// Runs this test binary as a helper process inside the pod (see [`helper_main`]),
     /// its output to a log file; returns its index in `procs`.
-    fn spawn_helper(&mut self, pod: &Pod, what: &str, env: &[(&str, &str)]) -> usize {
-        let exe = std::env::current_exe().expect("the test binary's path");
+    pub(crate) fn spawn_helper(&mut self, pod: &Pod, what: &str, env: &[(&str, &str)]) -> usize {
         let log = self.dir.join(format!("{}.log", what.replace(' ', "-")));
         let file = File::create(&log).expect("create a process log");
+        let child = self
+            .helper_command(pod, env)
+            .stdout(file.try_clone().expect("clone the log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start a helper with ip netns exec");
+        self.procs.push(Proc {
+            what: what.to_string(),
+            child,
+            log,
+        });
+        self.procs.len() - 1
+    }
+
+    /// The command that runs this test binary as a helper inside the pod.
+    pub(crate) fn helper_command(&self, pod: &Pod, env: &[(&str, &str)]) -> Command {
+        let exe = std::env::current_exe().expect("the test binary's path");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &pod.ns])
             .arg(exe)
@@ -396,9 +414,7 @@ impl Lab {
                 "--test-threads=1",
             ])
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("clone the log file"))
-            .stderr(file);
+            .stdin(Stdio::null());
         for (k, v) in env {
             cmd.env(
                 format!("{HELPER}_{}", k.to_ascii_uppercase().replace('-', "_")),
@@ -406,13 +422,7 @@ impl Lab {
             );
         }
         cmd.env(HELPER, "1");
-        let child = cmd.spawn().expect("start a helper with ip netns exec");
-        self.procs.push(Proc {
-            what: what.to_string(),
-            child,
-            log,
-        });
-        self.procs.len() - 1
+        cmd
     }
 
     pub fn assert_running(&mut self, i: usize) {
@@ -444,6 +454,48 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir("/etc/netns");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Istio's nat rules for a pod (as `istio-iptables` writes them, minus IPv6): outbound
+/// TCP to 15001 except the proxy's own (UID 1337) and loopback's, inbound TCP to 15006
+/// except the proxy's own ports; with `dns`, DNS (TCP and UDP port 53) to 15053 except
+/// the proxy's own.
+fn capture_rules(dns: bool) -> Vec<String> {
+    let mut rules: Vec<String> = [
+        "ISTIO_INBOUND",
+        "ISTIO_IN_REDIRECT",
+        "ISTIO_OUTPUT",
+        "ISTIO_REDIRECT",
+    ]
+    .iter()
+    .map(|chain| format!("-N {chain}"))
+    .collect();
+    rules.push("-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001".into());
+    rules.push("-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006".into());
+    rules.push("-A PREROUTING -p tcp -j ISTIO_INBOUND".into());
+    for port in INBOUND_EXCLUDED {
+        rules.push(format!("-A ISTIO_INBOUND -p tcp --dport {port} -j RETURN"));
+    }
+    rules.push("-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT".into());
+    rules.push("-A OUTPUT -p tcp -j ISTIO_OUTPUT".into());
+    rules.push(format!(
+        "-A ISTIO_OUTPUT -m owner --uid-owner {PROXY_UID} -j RETURN"
+    ));
+    if dns {
+        // Before loopback's RETURN: a nameserver on 127.0.0.x is captured too.
+        rules.push("-A ISTIO_OUTPUT -p tcp --dport 53 -j REDIRECT --to-ports 15053".into());
+    }
+    rules.push("-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN".into());
+    rules.push("-A ISTIO_OUTPUT -j ISTIO_REDIRECT".into());
+    if dns {
+        for owner in ["--uid-owner", "--gid-owner"] {
+            rules.push(format!(
+                "-A OUTPUT -p udp --dport 53 -m owner {owner} {PROXY_UID} -j RETURN"
+            ));
+        }
+        rules.push("-A OUTPUT -p udp --dport 53 -j REDIRECT --to-ports 15053".into());
+    }
+    rules
 }
 
 /// What [`Lab::app`] runs.
@@ -544,6 +596,9 @@ pub fn helper_main() {
             .exec();
         panic!("cannot start weft as UID {PROXY_UID}: {err}");
     }
+    if let Some(server) = var("DNS_ASK") {
+        return dns::ask_main(&server, var);
+    }
     let name = var("NAME").unwrap_or_default();
     let ports: Vec<u16> = var("PORTS")
         .unwrap_or_default()
@@ -557,6 +612,20 @@ pub fn helper_main() {
         .build()
         .expect("a runtime");
     let greeter = var("GREETER").is_some();
+    if var("DNS_UPSTREAM").is_some() {
+        runtime.block_on(async move {
+            let port = ports.first().copied().unwrap_or(53);
+            let udp = tokio::net::UdpSocket::bind(("0.0.0.0", port))
+                .await
+                .unwrap_or_else(|e| panic!("bind UDP {port}: {e}"));
+            let tcp = tokio::net::TcpListener::bind(("0.0.0.0", port))
+                .await
+                .unwrap_or_else(|e| panic!("bind TCP {port}: {e}"));
+            std::fs::File::create(&ready).expect("write the ready file");
+            dns::upstream(udp, tcp).await;
+        });
+        return;
+    }
     runtime.block_on(async move {
         let mut listeners = Vec::new();
         for port in &ports {

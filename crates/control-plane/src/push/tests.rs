@@ -206,6 +206,7 @@ fn gateway(name: &str, labels: &[(&str, &str)]) -> Node {
         service_account: "default".into(),
         version: "test".into(),
         admin_address: String::new(),
+        ip_addresses: Vec::new(),
     }
 }
 

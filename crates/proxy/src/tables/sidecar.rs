@@ -6,7 +6,7 @@
 //! port's declared protocol decides whether requests are parsed.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::Serialize;
@@ -74,6 +74,18 @@ pub struct InboundPort {
     pub detect: bool,
 }
 
+/// One of the workload's own ports: Istio's inbound cluster `inbound|PORT||`, where
+/// inbound connections to the port are delivered (the application on 127.0.0.1:PORT).
+#[derive(Debug, Clone, Serialize)]
+pub struct InboundCluster {
+    pub port: u16,
+    pub protocol: Protocol,
+    /// No protocol declared: connections are sniffed.
+    pub detect: bool,
+    /// The service ports served there (`host:port`).
+    pub services: Vec<String>,
+}
+
 /// The sidecar-only part of the tables.
 #[derive(Debug, Default, Serialize)]
 pub struct SidecarTables {
@@ -87,9 +99,20 @@ pub struct SidecarTables {
     /// `host:port` of a service port -> the VirtualService `tcp` and `tls` routes for its
     /// opaque TCP (declared, or sniffed as not HTTP). Absent: the default cluster.
     pub l4: BTreeMap<String, L4Routes>,
-    /// Endpoint address and port -> its declared protocol. The proxy does not need to
-    /// know which endpoint is its own: only its own addresses are redirected to it.
+    /// Endpoint address and port -> its declared protocol: the endpoints at the
+    /// workload's own addresses, or every endpoint when those are not known (only the
+    /// workload's own addresses are redirected to the proxy anyway).
     pub inbound: BTreeMap<SocketAddr, InboundPort>,
+    /// The workload's own addresses (`--instance-ip`); empty when not known.
+    pub addresses: Vec<IpAddr>,
+    /// The workload's own ports by inbound cluster name (`inbound|9080||`): those of the
+    /// registry endpoints at its addresses (Istio: the services whose endpoints are this
+    /// workload).
+    pub inbound_clusters: BTreeMap<String, InboundCluster>,
+    /// What the DNS proxy answers: the names of the services visible from the workload's
+    /// namespace (the registry in the dump shows where they come from).
+    #[serde(skip)]
+    pub names: crate::dns::NameTable,
 }
 
 impl SidecarTables {
@@ -139,7 +162,11 @@ impl Tables {
         let mut clusters = Clusters::new(objects, &registry);
         let mut rejected = Vec::new();
         let mut listeners = BTreeMap::new();
-        let mut sidecar = SidecarTables::default();
+        let mut sidecar = SidecarTables {
+            addresses: me.addresses.clone(),
+            names: crate::dns::NameTable::build(&registry, &me.namespace),
+            ..SidecarTables::default()
+        };
         let vses = mesh_virtual_services(objects);
         for service in registry.services.values() {
             for port in &service.ports {
@@ -401,20 +428,45 @@ fn add_outbound(sidecar: &mut SidecarTables, service: &Service, port: &ServicePo
     }
 }
 
-/// Records how each endpoint serves `port`; a declared protocol wins over none when two
-/// services share an endpoint port.
+/// Records how each endpoint (of this workload, when its addresses are known) serves
+/// `port`, and the inbound cluster of each of the workload's own ports; a declared
+/// protocol wins over none when two services share an endpoint port.
 fn add_inbound(sidecar: &mut SidecarTables, service: &Service, port: &ServicePort) {
     let declared = InboundPort {
         protocol: port.protocol,
         detect: port.detect,
     };
     for e in &service.endpoints {
-        let Ok(ip) = e.address.parse() else { continue };
+        let Ok(ip) = e.address.parse::<IpAddr>() else {
+            continue;
+        };
+        let mine = sidecar.addresses.contains(&ip);
+        if !mine && !sidecar.addresses.is_empty() {
+            continue;
+        }
         let at = SocketAddr::new(ip, e.port_for(port));
         match sidecar.inbound.get(&at) {
             Some(known) if !known.detect => {}
             _ => {
                 sidecar.inbound.insert(at, declared);
+            }
+        }
+        if mine {
+            let cluster = sidecar
+                .inbound_clusters
+                .entry(format!("inbound|{}||", at.port()))
+                .or_insert_with(|| InboundCluster {
+                    port: at.port(),
+                    protocol: port.protocol,
+                    detect: port.detect,
+                    services: Vec::new(),
+                });
+            if cluster.detect && !port.detect {
+                (cluster.protocol, cluster.detect) = (port.protocol, false);
+            }
+            let served = format!("{}:{}", service.host, port.number);
+            if !cluster.services.contains(&served) {
+                cluster.services.push(served);
             }
         }
     }

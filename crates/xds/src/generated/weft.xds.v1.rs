@@ -23,6 +23,11 @@ pub struct Node {
     /// `/debug/config_dump` (`weft proxy-config`); empty if it has none.
     #[prost(string, tag = "7")]
     pub admin_address: ::prost::alloc::string::String,
+    /// The workload's own addresses (Istio's INSTANCE_IP / the node's IP_ADDRESSES): the
+    /// registry endpoints at one of them are this proxy's workload, whose ports become its
+    /// inbound clusters (`inbound|9080||`).
+    #[prost(string, repeated, tag = "8")]
+    pub ip_addresses: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct DeltaConfigRequest {

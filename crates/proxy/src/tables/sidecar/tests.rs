@@ -63,6 +63,7 @@ fn me(namespace: &str, labels: &[(&str, &str)]) -> ProxyIdentity {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        addresses: Vec::new(),
     }
 }
 
@@ -146,6 +147,74 @@ fn original_destinations_name_service_ports() {
         side.inbound_port("10.0.0.7:3306".parse().unwrap())
             .unwrap()
             .detect
+    );
+}
+
+/// Two services over the same workload (10.0.0.7) and another workload (10.0.0.8).
+const TWO_SERVICES: &str = "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports:
+  - {number: 9080, name: http, protocol: HTTP}
+  - {number: 3306, name: db}
+  resolution: STATIC
+  endpoints:
+  - address: 10.0.0.7
+  - address: 10.0.0.8
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports:
+  - {number: 80, name: web, targetPort: 3306}
+  resolution: STATIC
+  endpoints:
+  - address: 10.0.0.7
+";
+
+#[test]
+fn inbound_clusters_are_the_ports_of_the_endpoints_at_the_workloads_own_addresses() {
+    let mut who = me("default", &[]);
+    who.addresses = vec!["10.0.0.7".parse().unwrap()];
+    let tables = sidecar_tables(TWO_SERVICES, &who);
+    let side = tables.sidecar.as_ref().unwrap();
+    let names: Vec<&str> = side.inbound_clusters.keys().map(String::as_str).collect();
+    assert_eq!(names, ["inbound|3306||", "inbound|9080||"]);
+    let db = &side.inbound_clusters["inbound|3306||"];
+    assert!(db.detect, "neither service declares a protocol for it");
+    assert_eq!(
+        db.services,
+        [
+            "reviews.default.svc.cluster.local:3306",
+            "web.default.svc.cluster.local:80"
+        ],
+        "two services' ports land on the workload's port 3306"
+    );
+    let http = &side.inbound_clusters["inbound|9080||"];
+    assert_eq!((http.protocol, http.detect), (Protocol::Http, false));
+    assert!(
+        side.inbound_port("10.0.0.8:9080".parse().unwrap())
+            .is_none(),
+        "another workload's endpoint is not this sidecar's inbound"
+    );
+    assert!(
+        side.inbound_port("10.0.0.7:9080".parse().unwrap())
+            .is_some()
+    );
+
+    // Addresses not known: every endpoint's protocol, no inbound clusters.
+    let tables = sidecar_tables(TWO_SERVICES, &me("default", &[]));
+    let side = tables.sidecar.as_ref().unwrap();
+    assert!(side.inbound_clusters.is_empty());
+    assert!(
+        side.inbound_port("10.0.0.8:9080".parse().unwrap())
+            .is_some()
     );
 }
 

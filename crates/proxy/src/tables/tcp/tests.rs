@@ -18,6 +18,7 @@ fn compile(objects: &[Object]) -> Tables {
     let me = ProxyIdentity {
         namespace: "istio-system".into(),
         labels: [("istio".to_string(), "ingressgateway".to_string())].into(),
+        ..Default::default()
     };
     Tables::for_gateway(objects, &me, 1)
 }
