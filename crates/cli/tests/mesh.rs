@@ -307,6 +307,128 @@ fn a_workload_whose_program_exits_is_deregistered_and_its_namespace_removed() {
 }
 
 #[test]
+fn a_workload_outside_the_mesh_finds_services_by_name_and_nothing_leaves_the_subnet() {
+    let mut host = MeshHost::start(&[]);
+    run_echo(&mut host, "hello", 9080);
+    let legacy = host.spawn_run("legacy", &["--no-sidecar", "--", "sleep", "3600"], &[]);
+    host.wait_run_ready(legacy);
+    assert!(host.run_output(legacy).contains("no sidecar"));
+
+    // Its hosts file names the Service's workload; the server's sidecar takes the call.
+    let out = host.weft(&[
+        "exec",
+        "legacy",
+        "--",
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "http://hello.default.svc.cluster.local:9080/",
+    ]);
+    let echo = json(&out);
+    assert_eq!(echo["backend"], "hello");
+    assert!(
+        echo["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{echo}"
+    );
+    let out = host.weft(&[
+        "exec",
+        "legacy",
+        "--",
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "http://hello:9080/",
+    ]);
+    assert_eq!(
+        json(&out)["backend"],
+        "hello",
+        "the short name in its own namespace"
+    );
+    let ps = text(&host.weft(&["ps"]));
+    assert!(
+        ps.lines()
+            .any(|l| l.contains("legacy") && l.contains(" none ")),
+        "{ps}"
+    );
+
+    // The host forwards packets and has somewhere to send VIPs; still, a pod's packet
+    // for an address off the subnet is refused in the pod (a VIP from a process the
+    // capture leaves alone, as a workload outside the mesh is).
+    // (A veth pair whose far end answers nobody: this kernel may lack `dummy`.)
+    let ns = host.ns.clone();
+    for step in [
+        "link add d0 type veth peer name d1",
+        "addr add 192.0.2.1/24 dev d0",
+        "link set d0 up",
+        "link set d1 up",
+    ] {
+        let mut argv = vec!["ip", "-n", &ns];
+        argv.extend(step.split(' '));
+        mesh_host::run(&argv);
+    }
+    mesh_host::run(&[
+        "ip",
+        "-n",
+        &host.ns,
+        "route",
+        "add",
+        "240.240.0.0/16",
+        "via",
+        "192.0.2.2",
+    ]);
+    mesh_host::run(&[
+        "ip",
+        "netns",
+        "exec",
+        &host.ns,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+    let out = host.weft(&[
+        "exec",
+        "legacy",
+        "--",
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        "http://240.240.7.7/",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "refused at once, not sent: {}",
+        text(&out)
+    );
+    let netns = host.record("default", "legacy").unwrap()["netns"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rules = text(&mesh_host::run(&[
+        "ip",
+        "netns",
+        "exec",
+        &netns,
+        "iptables-save",
+        "-c",
+        "-t",
+        "filter",
+    ]));
+    let rejected = rules
+        .lines()
+        .find(|l| l.ends_with("-A WEFT_FENCE -j REJECT --reject-with icmp-net-unreachable"))
+        .unwrap_or_else(|| panic!("no fence in:\n{rules}"));
+    assert!(
+        !rejected.starts_with("[0:"),
+        "the fence refused it: {rejected}"
+    );
+    mesh_host::run(&["ip", "-n", &host.ns, "link", "del", "d0"]);
+}
+
+#[test]
 fn weft_down_after_a_sigkill_of_up_removes_everything() {
     let mut host = MeshHost::start(&[]);
     let client = host.spawn_run("sleep", &["--", "sleep", "3600"], &[]);
