@@ -241,6 +241,26 @@ fn a_client_reaches_a_workload_through_both_sidecars_and_exec_ps_logs_show_them(
     let proxy_logs = text(&host.weft(&["logs", "hello", "--proxy"]));
     assert!(proxy_logs.contains("config loaded"), "{proxy_logs}");
 
+    // A `weft run` killed outright: `weft up` notices and removes its workload.
+    let netns = host.record("default", "sleep").unwrap()["netns"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    mesh_host::signal_pid(host.run_child(client).id(), "KILL");
+    eventually(
+        "weft up to remove the orphaned sleep",
+        STOP_DEADLINE,
+        || host.record("default", "sleep").is_none().then_some(()),
+    );
+    assert!(
+        !std::path::Path::new("/run/netns").join(&netns).exists(),
+        "{netns} is gone"
+    );
+    assert!(
+        host.up_output()
+            .contains("default/sleep: its `weft run` is gone")
+    );
+
     // Ctrl-C (SIGTERM) of `weft run`: deregistered, the app stopped, namespace gone.
     let netns = host.record("default", "hello").unwrap()["netns"]
         .as_str()

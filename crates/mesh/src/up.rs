@@ -501,6 +501,21 @@ async fn watch(started: &mut Started, say: &(dyn Fn(&str) + Sync)) -> Result<()>
                 i += 1;
             }
         }
+        remove_orphans(&started.mesh, say).await;
         crate::legacy::refresh_all(&started.mesh).await;
+    }
+}
+
+/// Removes the workloads of `weft run`s that died without cleaning up (SIGKILL): their
+/// sidecar, app and namespace would otherwise stay, registered, until `weft down`.
+async fn remove_orphans(mesh: &Mesh, say: &(dyn Fn(&str) + Sync)) {
+    for r in mesh.state.records() {
+        if r.owner.is_some_and(|o| !o.alive()) {
+            say(&format!(
+                "  {}/{}: its `weft run` is gone; removing the workload",
+                r.namespace, r.name
+            ));
+            crate::down::remove_workload(&mesh.state, &r, Some(&mesh.api)).await;
+        }
     }
 }
