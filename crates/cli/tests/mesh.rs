@@ -141,6 +141,15 @@ fn up_starts_the_control_plane_and_gateways_and_sigterm_removes_everything() {
 #[test]
 fn a_client_reaches_a_workload_through_both_sidecars_and_exec_ps_logs_show_them() {
     let mut host = MeshHost::start(&[]);
+    // As on a host with Docker: bridged frames go through iptables (br_netfilter), whose
+    // FORWARD policy drops them; the mesh's own rule lets its pods talk.
+    let bridged = std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables");
+    if bridged.is_ok_and(|v| v.trim() == "1") {
+        let ns = host.ns.clone();
+        mesh_host::run(&[
+            "ip", "netns", "exec", &ns, "iptables", "-P", "FORWARD", "DROP",
+        ]);
+    }
     let server = run_echo(&mut host, "hello", 9080);
     let client = host.spawn_run(
         "sleep",

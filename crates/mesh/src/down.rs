@@ -177,6 +177,7 @@ async fn remove_tagged(tag: &str, bridge: Option<&str>) -> (usize, usize) {
     }
     let mut links = net::links_with_prefix(&format!("w{tag}x")).await;
     let bridge = bridge.map_or_else(|| crate::up::bridge_name(tag), String::from);
+    net::disallow_bridged(&bridge).await;
     if net::link_exists(&bridge).await {
         links.push(bridge);
     }

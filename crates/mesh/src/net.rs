@@ -78,6 +78,46 @@ pub async fn create_bridge(info: &MeshInfo) -> Result<()> {
     Ok(())
 }
 
+/// Hosts that load `br_netfilter` (Docker does) pass bridged frames through the host's
+/// iptables FORWARD chain, whose policy may be DROP (Docker sets it): then pods could not
+/// reach each other. On such a host only, one rule accepts traffic from the mesh's bridge
+/// to itself; [`disallow_bridged`] removes it.
+pub async fn allow_bridged(bridge: &str) -> Result<()> {
+    let path = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        let mut argv = vec!["iptables", "-I", "FORWARD"];
+        argv.extend(bridged_rule(bridge));
+        run(&argv).await?;
+    }
+    Ok(())
+}
+
+/// Removes what [`allow_bridged`] added (every copy of the rule).
+pub async fn disallow_bridged(bridge: &str) {
+    for _ in 0..8 {
+        let mut argv = vec!["iptables", "-D", "FORWARD"];
+        argv.extend(bridged_rule(bridge));
+        if run(&argv).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn bridged_rule(bridge: &str) -> [&str; 10] {
+    [
+        "-i",
+        bridge,
+        "-o",
+        bridge,
+        "-m",
+        "comment",
+        "--comment",
+        "weft mesh bridge",
+        "-j",
+        "ACCEPT",
+    ]
+}
+
 /// Deletes an interface if it exists.
 pub async fn delete_link(name: &str) {
     if link_exists(name).await {

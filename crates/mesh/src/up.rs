@@ -178,6 +178,7 @@ async fn start(
         state.root().display()
     ));
     net::create_bridge(info).await?;
+    net::allow_bridged(&info.bridge).await?;
     let control_plane = start_control_plane(state, info).await?;
     say(&format!(
         "  control plane     ready  API http://{}, xDS {}",

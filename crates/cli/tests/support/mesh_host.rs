@@ -230,6 +230,10 @@ impl MeshHost {
                 left.push(format!("interface {name}"));
             }
         }
+        let forward = self.in_host(&["iptables", "-S", "FORWARD"]);
+        if String::from_utf8_lossy(&forward.stdout).contains("weft mesh bridge") {
+            left.push("the FORWARD rule for the bridge".into());
+        }
         if let Ok(entries) = std::fs::read_dir(self.state.join("mesh/workloads")) {
             for e in entries.flatten() {
                 left.push(format!("record {:?}", e.file_name()));
