@@ -13,7 +13,7 @@ pub enum MeshError {
     Invalid(String),
     #[error(
         "no mesh is running for the state directory {}: start one with `sudo weft up` \
-         (pass the same --state-dir to both)",
+         (run both with sudo, and with the same --state-dir or WEFT_STATE_DIR)",
         state.display()
     )]
     NotRunning { state: PathBuf },
