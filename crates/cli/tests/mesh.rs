@@ -487,6 +487,30 @@ fn weft_down_after_a_sigkill_of_up_removes_everything() {
 }
 
 #[test]
+fn up_refuses_a_subnet_that_overlaps_the_hosts_routes() {
+    let host = MeshHost::new();
+    let ns = host.ns.clone();
+    for step in [
+        "link add e0 type veth peer name e1",
+        "addr add 10.251.9.1/24 dev e0",
+        "link set e0 up",
+    ] {
+        let mut argv = vec!["ip", "-n", &ns];
+        argv.extend(step.split(' '));
+        mesh_host::run(&argv);
+    }
+    let out = host.weft(&["up"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("10.251.0.0/16 overlaps this host's routes") && err.contains("--subnet"),
+        "{err}"
+    );
+    let links = text(&mesh_host::run(&["ip", "-n", &ns, "-o", "link", "show"]));
+    assert!(!links.contains("weft-"), "no bridge was made: {links}");
+}
+
+#[test]
 fn without_root_or_tools_the_commands_say_what_to_do() {
     let weft = env!("CARGO_BIN_EXE_weft");
     for cmd in ["up", "down"] {

@@ -36,6 +36,13 @@ pub struct MeshHost {
 impl MeshHost {
     /// A fresh host namespace and `weft up ARGS` in it, once it says the mesh is up.
     pub fn start(args: &[&str]) -> MeshHost {
+        let mut host = MeshHost::new();
+        host.up(args);
+        host
+    }
+
+    /// A fresh host namespace (only `lo`, up) and no mesh yet.
+    pub fn new() -> MeshHost {
         require_tools();
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -47,7 +54,7 @@ impl MeshHost {
         run(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         let state = dir.join("state");
         let up_out = dir.join("up.out");
-        let mut host = MeshHost {
+        MeshHost {
             ns,
             dir,
             state,
@@ -55,7 +62,12 @@ impl MeshHost {
             up_out,
             runs: Vec::new(),
             tag: String::new(),
-        };
+        }
+    }
+
+    /// Starts `weft up ARGS` and waits until it says the mesh is up.
+    pub fn up(&mut self, args: &[&str]) {
+        let host = self;
         let mut all = vec!["up"];
         all.extend_from_slice(args);
         let file = File::create(&host.up_out).expect("create weft up's output file");
@@ -75,7 +87,6 @@ impl MeshHost {
         )
         .expect("mesh.json is JSON");
         host.tag = info["tag"].as_str().unwrap_or_default().to_string();
-        host
     }
 
     /// `weft ARGS` inside the host namespace, for this mesh's state directory; the
