@@ -203,7 +203,7 @@ async fn start(
         ingress,
         workloads: vec![egress],
     };
-    start_demos(&mut started, opts, demos, say).await?;
+    start_demos(&mut started, demos, say).await?;
     say(&try_text(opts, info, demos));
     Ok(started)
 }
@@ -382,7 +382,6 @@ async fn start_egress(mesh: &Mesh) -> Result<Running> {
 /// Applies each demo's config, then starts all their workloads at once.
 async fn start_demos(
     started: &mut Started,
-    opts: &UpOptions,
     demos: &[&Demo],
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<()> {
@@ -400,13 +399,12 @@ async fn start_demos(
         let mesh = mesh.clone();
         tasks.spawn(async move { workload::start(&mesh, &spec).await });
     }
-    let _ = opts;
     while let Some(joined) = tasks.join_next().await {
         let running = joined
             .map_err(|e| MeshError::Invalid(format!("a workload's start-up task failed: {e}")))??;
         let r = &running.record;
         say(&format!(
-            "  {:<17} ready  {:<12} {}/{}  sidecar {}",
+            "  {:<17} ready  {:<12} {:<8} {} (sidecar {})",
             r.name,
             ip_of(r),
             r.namespace,
