@@ -412,9 +412,9 @@ fn a_workload_outside_the_mesh_finds_services_by_name_and_nothing_leaves_the_sub
         "netns",
         "exec",
         &host.ns,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_forward=1",
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/net/ipv4/ip_forward",
     ]);
     let out = host.weft(&[
         "exec",

@@ -385,13 +385,17 @@ fn is_zombie(pid: u32) -> bool {
         .unwrap_or(true)
 }
 
-/// `kill -SIGNAL PID`.
+/// Sends `TERM`, `INT` or `KILL` to a process.
 pub fn signal_pid(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    use rustix::process::{Pid, Signal, kill_process};
+    let signal = match signal {
+        "TERM" => Signal::TERM,
+        "INT" => Signal::INT,
+        _ => Signal::KILL,
+    };
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(pid, signal);
+    }
 }
 
 /// Runs a command; panics with its output when it fails.
