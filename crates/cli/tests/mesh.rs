@@ -270,6 +270,13 @@ fn a_client_reaches_a_workload_through_both_sidecars_and_exec_ps_logs_show_them(
             .contains("default/sleep: its `weft run` is gone")
     );
 
+    // `weft logs -f` follows until the workload is gone.
+    let follow = host
+        .command(&["logs", "hello", "-f"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+
     // Ctrl-C (SIGTERM) of `weft run`: deregistered, the app stopped, namespace gone.
     let netns = host.record("default", "hello").unwrap()["netns"]
         .as_str()
@@ -290,11 +297,14 @@ fn a_client_reaches_a_workload_through_both_sidecars_and_exec_ps_logs_show_them(
         !workloads.to_string().contains("\"hello\""),
         "deregistered: {workloads}"
     );
+    let followed = follow.wait_with_output().unwrap();
+    assert!(followed.status.success());
+    assert!(String::from_utf8_lossy(&followed.stdout).starts_with("started hello-"));
 }
 
 #[test]
 fn a_workload_whose_program_exits_is_deregistered_and_its_namespace_removed() {
-    let host = MeshHost::start(&[]);
+    let mut host = MeshHost::start(&[]);
     let out = host.weft(&[
         "run",
         "--name",
@@ -333,6 +343,13 @@ fn a_workload_whose_program_exits_is_deregistered_and_its_namespace_removed() {
     // The Service it declared stays, as a Kubernetes Service outlives its pods.
     let svc = json(&host.weft(&["get", "service", "once", "-o", "json"]));
     assert_eq!(svc["spec"]["ports"][0]["name"], "http");
+
+    // Ctrl-C stops the mesh as SIGTERM does.
+    let pids = host.recorded_pids();
+    host.signal_up("INT");
+    assert!(host.wait_up(STOP_DEADLINE).success());
+    let left = host.leftovers(&pids);
+    assert!(left.is_empty(), "left behind after Ctrl-C: {left:?}");
 }
 
 #[test]
