@@ -126,6 +126,8 @@ pub async fn sweep(state: &StateDir) -> Removed {
     if let Some(dir) = info.as_ref().and_then(|i| i.runtime_dir.as_ref()) {
         let _ = std::fs::remove_dir_all(dir);
     }
+    // Also when `weft up` died between copying the binary and recording it.
+    let _ = std::fs::remove_dir_all(crate::up::runtime_dir(&tag));
     state.remove_info();
     removed
 }

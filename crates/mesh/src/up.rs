@@ -132,7 +132,7 @@ fn mesh_info(opts: &UpOptions, state: &StateDir) -> Result<MeshInfo> {
     })
 }
 
-/// The `weft` binary, or a copy in /run/weft-TAG when another user (the sidecar's UID
+/// The `weft` binary, or a copy in $TMPDIR/weft-TAG when another user (the sidecar's UID
 /// 1337, the invoking user) cannot reach it (a build under /root, say).
 fn reachable_binary(weft: &Path, tag: &str) -> Result<(PathBuf, Option<PathBuf>)> {
     use std::os::unix::fs::PermissionsExt;
@@ -144,7 +144,8 @@ fn reachable_binary(weft: &Path, tag: &str) -> Result<(PathBuf, Option<PathBuf>)
     {
         return Ok((weft.to_path_buf(), None));
     }
-    let dir = PathBuf::from(format!("/run/weft-{tag}"));
+    // On disk rather than in /run (a tmpfs): a debug build is hundreds of megabytes.
+    let dir = runtime_dir(tag);
     let copy = dir.join("weft");
     let fail = |what: &str| MeshError::io(format!("cannot {what} {}", copy.display()));
     std::fs::create_dir_all(&dir).map_err(fail("create the directory of"))?;
@@ -153,6 +154,11 @@ fn reachable_binary(weft: &Path, tag: &str) -> Result<(PathBuf, Option<PathBuf>)
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))
         .map_err(fail("make executable"))?;
     Ok((copy, Some(dir)))
+}
+
+/// Where `weft up` keeps a copy of the binary when it needs one.
+pub fn runtime_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("weft-{tag}"))
 }
 
 /// What `weft up` runs and watches.

@@ -339,7 +339,8 @@ impl Drop for MeshHost {
                     let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(name));
                 }
             }
-            let _ = std::fs::remove_dir_all(format!("/run/weft-{}", self.tag));
+            let _ =
+                std::fs::remove_dir_all(std::env::temp_dir().join(format!("weft-{}", self.tag)));
         }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
         let _ = std::fs::remove_dir("/etc/netns");
