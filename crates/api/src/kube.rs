@@ -217,6 +217,19 @@ fn validate_container<'c>(
     }
 }
 
+/// A Secret's entries as the API server keeps them: `data`, with `stringData` written
+/// over it (the API server merges the two on write; a file or the local store may not).
+pub fn secret_data(secret: &Secret) -> BTreeMap<&str, &[u8]> {
+    let mut out: BTreeMap<&str, &[u8]> = BTreeMap::new();
+    for (k, v) in secret.data.iter().flatten() {
+        out.insert(k.as_str(), v.0.as_slice());
+    }
+    for (k, v) in secret.string_data.iter().flatten() {
+        out.insert(k.as_str(), v.as_bytes());
+    }
+    out
+}
+
 impl Validate for Secret {
     fn validate(&self, at: &FieldPath, v: &mut Validator<'_>) {
         if self.type_.as_deref() != Some("kubernetes.io/tls") {

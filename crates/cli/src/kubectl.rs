@@ -250,7 +250,7 @@ fn apply_all(args: &ApplyArgs) -> anyhow::Result<bool> {
 }
 
 /// The collection path of a kind: in one namespace, or across all.
-fn collection(kind: Kind, namespace: Option<&str>) -> String {
+pub(crate) fn collection(kind: Kind, namespace: Option<&str>) -> String {
     let info = kind.info();
     let base = if info.group.is_empty() {
         format!("/api/{}", info.versions[0])

@@ -2,11 +2,13 @@
 
 mod check;
 mod control_plane;
+mod create_secret;
 mod kubectl;
 mod mesh;
 mod proxy;
 mod proxy_config;
 mod proxy_status;
+mod sample;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,8 @@ enum Command {
     ControlPlane(control_plane::ControlPlaneArgs),
     /// Apply config to the control plane (like `kubectl apply -f`).
     Apply(kubectl::ApplyArgs),
+    /// Create a Secret, e.g. a gateway's TLS certificate (like `kubectl create secret`).
+    Create(create_secret::CreateArgs),
     /// Show config objects from the control plane (like `kubectl get`).
     Get(kubectl::GetArgs),
     /// Delete config objects from the control plane (like `kubectl delete`).
@@ -42,6 +46,9 @@ enum Command {
     /// Show a proxy's listeners, routes, clusters, endpoints or secrets (like
     /// `istioctl proxy-config`).
     ProxyConfig(proxy_config::ProxyConfigArgs),
+    /// Run a demo workload: bookinfo's productpage, details, reviews and ratings, httpbin,
+    /// helloworld, tcp-echo, sleep, fortio, or the course's web-frontend and customers.
+    Sample(sample::SampleArgs),
     /// Start a mesh on this host in the foreground: control plane, gateways, demos
     /// (needs root). Ctrl-C stops it and removes everything it made.
     Up(mesh::UpArgs),
@@ -66,10 +73,12 @@ fn main() -> ExitCode {
         Command::Proxy(args) => proxy::run(args),
         Command::ControlPlane(args) => control_plane::run(args),
         Command::Apply(args) => kubectl::apply(&args),
+        Command::Create(args) => create_secret::run(&args),
         Command::Get(args) => kubectl::get(&args),
         Command::Delete(args) => kubectl::delete(&args),
         Command::ProxyStatus(args) => proxy_status::run(&args),
         Command::ProxyConfig(args) => proxy_config::run(&args),
+        Command::Sample(args) => sample::run(args),
         Command::Up(args) => mesh::up(args),
         Command::Down(args) => mesh::down(&args),
         Command::Run(args) => mesh::run(&args),

@@ -65,6 +65,11 @@ pub struct ProxyArgs {
     /// The address gateway ports are opened on.
     #[arg(long, default_value = "127.0.0.1")]
     listen_address: IpAddr,
+    /// Gateway: open server ports below 1024 this much higher, so no root is needed (with
+    /// 8000, port 80 is served on 8080 and 443 on 8443); 0 opens them as declared. The
+    /// mapping is logged and shown in the admin API's /config_dump (`published_port`).
+    #[arg(long, default_value = "0", value_parser = clap::value_parser!(u16).range(0..=64512))]
+    low_port_offset: u16,
     /// The admin API's address.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin: SocketAddr,
@@ -187,6 +192,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         mode,
         identity: ProxyIdentity { namespace, labels },
         listen_address: args.listen_address,
+        low_port_offset: args.low_port_offset,
         admin: args.admin,
         readiness: args.readiness,
         drain_timeout: args.drain_timeout,

@@ -300,7 +300,7 @@ fn an_applied_virtual_service_changes_routing_within_a_second() {
 #[test]
 fn config_the_proxy_cannot_serve_is_nacked_and_the_previous_config_stays() {
     let mesh = Mesh::start("push-nack");
-    // TLS termination is not served yet: the proxy's tables refuse this server.
+    // A certificate file the proxy cannot read: its tables refuse this server.
     let tls_port = free_port();
     let refused = format!(
         "{}  - port:
@@ -309,7 +309,8 @@ fn config_the_proxy_cannot_serve_is_nacked_and_the_previous_config_stays() {
       protocol: HTTPS
     tls:
       mode: SIMPLE
-      credentialName: cert
+      serverCertificate: /nonexistent/weft-test/cert.pem
+      privateKey: /nonexistent/weft-test/key.pem
     hosts:
     - \"*\"
 ",
@@ -323,7 +324,7 @@ fn config_the_proxy_cannot_serve_is_nacked_and_the_previous_config_stays() {
     });
     let reason = config["last_nack"].as_str().unwrap();
     assert!(
-        reason.contains("Gateway/default/gw") && reason.contains("TLS termination"),
+        reason.contains("Gateway/default/gw") && reason.contains("cannot read it"),
         "{reason}"
     );
     // `weft proxy-status` shows it as istioctl would, with the reason.
@@ -345,7 +346,7 @@ fn config_the_proxy_cannot_serve_is_nacked_and_the_previous_config_stays() {
         "{table}"
     );
     assert!(
-        table.contains("NACK ingress CONFIG: ") && table.contains("TLS termination"),
+        table.contains("NACK ingress CONFIG: ") && table.contains("cannot read it"),
         "{table}"
     );
     eventually("the Gateway's status to show the NACK", DEADLINE, || {

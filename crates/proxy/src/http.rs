@@ -76,7 +76,7 @@ impl Shared {
 }
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Downstream {
     pub peer: SocketAddr,
     pub local: SocketAddr,
@@ -85,6 +85,9 @@ pub struct Downstream {
     /// Where a captured connection was going (`SO_ORIGINAL_DST`); `None` at a gateway,
     /// whose clients connect to it directly. PASSTHROUGH load balancing sends there.
     pub original_dst: Option<SocketAddr>,
+    /// The gateway server that terminated the connection's TLS (its name in the
+    /// listener's `tls`): requests take its routes and count as `https`. `None`: plain.
+    pub tls_server: Option<Arc<str>>,
 }
 
 /// Serves one request: never fails; errors become the proxy's own responses.
@@ -136,13 +139,27 @@ async fn route_and_forward(
         .listeners
         .get(&down.port)
         .ok_or_else(|| ProxyError::NoRoute(format!("no listener on port {}", down.port)))?;
-    let vh = pick_virtual_host(
-        &listener.virtual_hosts,
-        |v| v.domains.as_slice(),
-        &authority,
-    )
-    .ok_or_else(|| ProxyError::NoRoute(format!("no virtual host for {authority:?}")))?;
-    let (parts, body) = req.into_parts();
+    let (virtual_hosts, scheme) = match &down.tls_server {
+        None => (&listener.virtual_hosts, "http"),
+        Some(name) => {
+            let server = listener
+                .tls
+                .iter()
+                .find(|s| s.name == *name)
+                .ok_or_else(|| {
+                    ProxyError::NoRoute(format!("TLS server {name} is no longer configured"))
+                })?;
+            (&server.virtual_hosts, "https")
+        }
+    };
+    let vh = pick_virtual_host(virtual_hosts, |v| v.domains.as_slice(), &authority)
+        .ok_or_else(|| ProxyError::NoRoute(format!("no virtual host for {authority:?}")))?;
+    let (mut parts, body) = req.into_parts();
+    if scheme == "https" && !parts.headers.contains_key("x-forwarded-proto") {
+        parts
+            .headers
+            .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    }
     let path = parts
         .uri
         .path_and_query()
@@ -152,7 +169,7 @@ async fn route_and_forward(
         parts: &parts,
         path: &path,
         authority: &authority,
-        scheme: "http",
+        scheme,
         listener_port: down.port,
     };
     let (route, matched) = find_route(&vh.routes, &view).ok_or_else(|| {

@@ -18,6 +18,7 @@ pub mod source;
 pub mod stats;
 pub mod tables;
 pub mod tcp;
+pub mod tls;
 
 pub use http::ServerLimits;
 pub use run::{LogControl, ProxyMode, ProxyOptions, run};

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::http::{ServerLimits, Shared};
-use crate::registry::Registry;
+use crate::registry::{Protocol, Registry};
 use crate::sidecar::{Direction, SidecarOptions, SidecarProxy};
 use crate::source::{ConfigSource, Snapshot};
 use crate::tables::{ProxyIdentity, Tables};
@@ -35,6 +35,9 @@ pub struct ProxyOptions {
     pub identity: ProxyIdentity,
     /// The address gateway ports are opened on.
     pub listen_address: IpAddr,
+    /// Gateway ports below 1024 are opened this much higher (80 -> 8080 with 8000), so an
+    /// unprivileged gateway can serve Istio's usual ports; 0 opens them as declared.
+    pub low_port_offset: u16,
     pub admin: SocketAddr,
     /// Where `/healthz/ready` is served (Istio's 15021).
     pub readiness: SocketAddr,
@@ -208,8 +211,10 @@ fn start_sidecar(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Serving {
     Http,
-    /// TCP and TLS passthrough.
+    /// TCP.
     L4,
+    /// TLS, terminated or passed through by SNI.
+    Tls,
 }
 
 /// The listener tasks, by port.
@@ -219,7 +224,7 @@ type Listeners = HashMap<u16, (Serving, JoinHandle<()>)>;
 /// reopens a port whose protocol changed between HTTP and TCP/TLS. Connections already
 /// accepted live in their own tasks and are not disturbed.
 async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Listeners) {
-    let wanted: Vec<(u16, Serving)> = shared
+    let wanted: Vec<(u16, Serving, u16)> = shared
         .tables
         .load()
         .listeners
@@ -227,15 +232,17 @@ async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Li
         .map(|l| {
             let serving = if l.protocol.is_http() {
                 Serving::Http
+            } else if matches!(l.protocol, Protocol::Https | Protocol::Tls) {
+                Serving::Tls
             } else {
                 Serving::L4
             };
-            (l.port, serving)
+            (l.port, serving, l.published_port)
         })
         .collect();
     let stale: Vec<u16> = listeners
         .iter()
-        .filter(|(port, (serving, _))| !wanted.contains(&(**port, *serving)))
+        .filter(|(port, (serving, _))| !wanted.iter().any(|w| (w.0, w.1) == (**port, *serving)))
         .map(|(port, _)| *port)
         .collect();
     for port in stale {
@@ -245,20 +252,23 @@ async fn reconcile(opts: &ProxyOptions, shared: &Arc<Shared>, listeners: &mut Li
             let _ = task.await;
         }
     }
-    for (port, serving) in wanted {
+    for (port, serving, published) in wanted {
         if listeners.contains_key(&port) {
             continue;
         }
-        match TcpListener::bind((opts.listen_address, port)).await {
+        match TcpListener::bind((opts.listen_address, published)).await {
             Ok(l) => {
-                tracing::info!(address = %opts.listen_address, port, ?serving, "listening");
+                tracing::info!(address = %opts.listen_address, port, published, ?serving, "listening");
                 let task = match serving {
                     Serving::Http => tokio::spawn(crate::http::serve(l, port, shared.clone())),
                     Serving::L4 => tokio::spawn(crate::tcp::serve(l, port, shared.clone())),
+                    Serving::Tls => tokio::spawn(crate::tls::serve(l, port, shared.clone())),
                 };
                 listeners.insert(port, (serving, task));
             }
-            Err(e) => tracing::error!(port, error = %e, "cannot listen on the gateway port"),
+            Err(e) => {
+                tracing::error!(port, published, error = %e, "cannot listen on the gateway port")
+            }
         }
     }
 }
@@ -272,7 +282,13 @@ fn compile(opts: &ProxyOptions, snapshot: &Snapshot, version: u64) -> Tables {
         None => Registry::build(objects),
     };
     let tables = match &opts.mode {
-        ProxyMode::Gateway => Tables::for_gateway_with(objects, registry, &opts.identity, version),
+        ProxyMode::Gateway => Tables::for_gateway_published(
+            objects,
+            registry,
+            &opts.identity,
+            version,
+            opts.low_port_offset,
+        ),
         ProxyMode::Sidecar(s) => Tables::for_sidecar_with(
             objects,
             registry,

@@ -290,6 +290,7 @@ async fn outbound_request(
             local: dst,
             port: dst.port(),
             original_dst: Some(dst),
+            tls_server: None,
         };
         return crate::http::handle(req, &down, &sidecar.shared).await;
     }

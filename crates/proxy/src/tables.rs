@@ -17,7 +17,9 @@ use crate::cluster::Cluster;
 use crate::registry::{Protocol, Registry};
 use crate::route::{HeaderOps, RouteMatch};
 
+pub use gateway::published_port;
 pub use sidecar::{InboundPort, OutboundPolicy, OutboundTarget, SidecarTables};
+pub(crate) use tcp::sni_score;
 pub use tcp::{L4Destination, L4Match, L4Route, L4Routes};
 
 /// What a proxy is: its mode, and the namespace and labels of its workload (gateways are
@@ -44,13 +46,33 @@ pub struct Tables {
 }
 
 /// A port the proxy listens on and what it serves there: virtual hosts for HTTP, TCP and
-/// TLS routes for the other protocols.
+/// TLS routes for the other protocols, and (gateways) the servers that terminate TLS.
 #[derive(Debug, Serialize)]
 pub struct Listener {
+    /// The port as the config declares it (routes match on it).
     pub port: u16,
+    /// Where a gateway opens it: `port`, or `port` + `--low-port-offset` for a port
+    /// below 1024 (80 -> 8080).
+    pub published_port: u16,
     pub protocol: Protocol,
     pub virtual_hosts: Vec<VirtualHost>,
     pub l4: L4Routes,
+    /// Servers that terminate TLS, picked by SNI (a PASSTHROUGH route in `l4.tls` may
+    /// share the port).
+    pub tls: Vec<crate::tls::TlsServer>,
+}
+
+impl Listener {
+    pub fn new(port: u16, protocol: Protocol) -> Listener {
+        Listener {
+            port,
+            published_port: port,
+            protocol,
+            virtual_hosts: Vec::new(),
+            l4: L4Routes::default(),
+            tls: Vec::new(),
+        }
+    }
 }
 
 /// The routes of one VirtualService for the hosts it claims on a listener.

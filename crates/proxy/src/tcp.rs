@@ -165,7 +165,7 @@ fn pick_route<'r>(
 
 /// Reads until the prefix holds a whole ClientHello (or shows there is none), and
 /// returns its SNI. The bytes stay in the prefix, to be sent upstream.
-async fn read_client_hello(down: &mut Downstream) -> Option<String> {
+pub(crate) async fn read_client_hello(down: &mut Downstream) -> Option<String> {
     let read = async {
         let mut chunk = [0u8; 4096];
         loop {

@@ -5,16 +5,17 @@
 use serde_json::Value;
 use weft_api::kind::Kind;
 
-/// A column: its header, and where its value is in the object (a JSON pointer), or the
-/// object's age.
+/// A column: its header, and where its value is in the object (a JSON pointer), or how
+/// many entries a map there has, or the object's age.
 enum Column {
     Field(&'static str, &'static str),
+    Count(&'static str, &'static str),
     Age,
 }
 
 /// The columns after NAME, as each kind's CRD lists them.
 fn columns(kind: Kind) -> Vec<Column> {
-    use Column::{Age, Field};
+    use Column::{Age, Count, Field};
     match kind {
         Kind::VirtualService => vec![
             Field("GATEWAYS", "/spec/gateways"),
@@ -31,6 +32,8 @@ fn columns(kind: Kind) -> Vec<Column> {
         Kind::WorkloadEntry => vec![Age, Field("ADDRESS", "/spec/address")],
         Kind::PeerAuthentication => vec![Field("MODE", "/spec/mtls/mode"), Age],
         Kind::AuthorizationPolicy => vec![Field("ACTION", "/spec/action"), Age],
+        // kubectl's: the number of entries, never their values.
+        Kind::Secret => vec![Field("TYPE", "/type"), Count("DATA", "/data"), Age],
         _ => vec![Age],
     }
 }
@@ -45,7 +48,7 @@ pub fn render(kind: Kind, items: &[Value], all_namespaces: bool, now: i64) -> St
     }
     header.push("NAME".to_string());
     header.extend(cols.iter().map(|c| match c {
-        Column::Field(name, _) => name.to_string(),
+        Column::Field(name, _) | Column::Count(name, _) => name.to_string(),
         Column::Age => "AGE".to_string(),
     }));
     rows.push(header);
@@ -64,6 +67,11 @@ pub fn render(kind: Kind, items: &[Value], all_namespaces: bool, now: i64) -> St
         for c in &cols {
             row.push(match c {
                 Column::Field(_, pointer) => cell(item.pointer(pointer)),
+                Column::Count(_, pointer) => item
+                    .pointer(pointer)
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len())
+                    .to_string(),
                 Column::Age => age(&meta("creationTimestamp"), now),
             });
         }
@@ -161,6 +169,23 @@ mod tests {
         assert_eq!(human_duration(20 * 3600), "20h");
         assert_eq!(human_duration(3 * 86400 + 3600), "3d1h");
         assert_eq!(human_duration(30 * 86400), "30d");
+    }
+
+    #[test]
+    fn a_secret_table_counts_entries_and_shows_no_values() {
+        let items = [
+            json!({"metadata": {"name": "httpbin-credential", "namespace": "istio-system", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                            "type": "kubernetes.io/tls", "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}}),
+        ];
+        let now = "2026-01-01T00:00:05Z"
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .unwrap()
+            .as_second();
+        assert_eq!(
+            render(Kind::Secret, &items, false, now),
+            "NAME                 TYPE                DATA   AGE\n\
+             httpbin-credential   kubernetes.io/tls   2      5s\n"
+        );
     }
 
     #[test]

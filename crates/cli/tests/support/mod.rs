@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 #[allow(dead_code)]
 pub mod config;
 #[allow(dead_code)]
+pub mod control_plane;
+#[allow(dead_code)]
 pub mod scripted;
 #[allow(dead_code)]
 pub mod tcp;

@@ -210,12 +210,17 @@ pub(crate) fn credential_names(gw: &Object) -> Vec<String> {
     let Spec::Gateway(spec) = &gw.spec else {
         return Vec::new();
     };
-    spec.servers
-        .iter()
-        .filter_map(|s| s.tls.as_ref())
-        .flat_map(|t| t.credential_name.iter().chain(t.credential_names.iter()))
-        .cloned()
-        .collect()
+    let mut names = Vec::new();
+    for t in spec.servers.iter().filter_map(|s| s.tls.as_ref()) {
+        for name in t.credential_name.iter().chain(&t.credential_names) {
+            let name = name.strip_prefix("kubernetes://").unwrap_or(name);
+            // Istio reads a credential's client CA from `<name>-cacert` when it exists.
+            names.push(name.to_string());
+            names.push(format!("{name}-cacert"));
+        }
+        names.extend(t.ca_cert_credential_name.iter().cloned());
+    }
+    names
 }
 
 /// The DestinationRules that apply to `service` for `proxy`, in Istio's lookup order:

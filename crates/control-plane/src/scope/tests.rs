@@ -546,6 +546,11 @@ data: {tls.crt: "", tls.key: ""}
 ---
 apiVersion: v1
 kind: Secret
+metadata: {name: public-cert-cacert, namespace: istio-system}
+data: {}
+---
+apiVersion: v1
+kind: Secret
 metadata: {name: unrelated, namespace: istio-system}
 data: {}
 ---
@@ -593,7 +598,23 @@ fn gateways_get_the_gateways_that_select_them_and_their_virtual_services() {
         names(&view, Kind::VirtualService),
         ["default/bound-full", "team/bound-short"]
     );
-    assert_eq!(names(&view, Kind::Secret), ["istio-system/public-cert"]);
+    assert_eq!(
+        names(&view, Kind::Secret),
+        [
+            "istio-system/public-cert",
+            "istio-system/public-cert-cacert"
+        ],
+        "the credential and its client CA, nothing else"
+    );
+    let egress = proxy(
+        ProxyKind::Gateway,
+        "istio-system",
+        &[("istio", "egressgateway")],
+    );
+    assert!(
+        names(&mesh.view(&egress), Kind::Secret).is_empty(),
+        "secrets go only to the gateways whose Gateways name them"
+    );
     assert_eq!(
         view.services.len(),
         mesh.registry.services.len(),
@@ -612,6 +633,7 @@ fn gateways_get_the_gateways_that_select_them_and_their_virtual_services() {
     assert_eq!(names(&view, Kind::VirtualService), ["default/bound-full"]);
     let sidecar_view = mesh.view(&sidecar("default", &[("istio", "ingressgateway")]));
     assert!(names(&sidecar_view, Kind::Gateway).is_empty());
+    assert!(names(&sidecar_view, Kind::Secret).is_empty());
     assert_eq!(
         names(&sidecar_view, Kind::VirtualService),
         ["default/mesh-only"]

@@ -98,6 +98,7 @@ pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
             local,
             port,
             original_dst: None,
+            tls_server: None,
         };
         tokio::spawn(serve_connection(stream, downstream, shared.clone()));
     }
@@ -107,8 +108,9 @@ pub async fn serve(listener: TcpListener, port: u16, shared: Arc<Shared>) {
 pub async fn serve_connection(stream: TcpStream, downstream: Downstream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let served = shared.clone();
-    serve_downstream(stream, downstream.peer, &served, move |req| {
-        let shared = shared.clone();
+    let peer = downstream.peer;
+    serve_downstream(stream, peer, &served, move |req| {
+        let (shared, downstream) = (shared.clone(), downstream.clone());
         async move { handle(req, &downstream, &shared).await }
     })
     .await;

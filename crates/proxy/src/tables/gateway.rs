@@ -1,18 +1,35 @@
 //! Gateway mode: listeners for the servers of the Gateways that select this proxy, and
-//! the routes of the VirtualServices bound to them.
+//! the routes of the VirtualServices bound to them. HTTPS servers that terminate TLS get
+//! their certificates here (see `crate::tls`) and routes of their own; an HTTP server
+//! with `httpsRedirect` answers every request with a 301 to HTTPS.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use weft_api::Spec;
 
-use weft_api::networking::gateway::{ServerTlsMode, ServerTlsSettings};
+use weft_api::networking::gateway::{Server, ServerTlsMode, ServerTlsSettings};
 use weft_api::networking::{Gateway, VirtualService};
 use weft_api::object::Object;
 
 use super::clusters::Clusters;
 use super::http_routes::{RouteContext, compile_route};
-use super::tcp::{L4Context, L4Routes, compile_tcp, compile_tls};
-use super::{Listener, ProxyIdentity, Tables, VirtualHost};
+use super::tcp::{L4Context, compile_tcp, compile_tls};
+use super::{
+    Action, DerivePort, HeaderOps, Listener, ProxyIdentity, Redirect, Route, Tables, VirtualHost,
+};
 use crate::registry::{Protocol, Registry};
+use crate::tls::credentials::{self, Secrets};
+use crate::tls::{TlsConfig, TlsServer};
+
+/// Where a gateway opens a server port: as declared, or, with a low-port offset, a port
+/// below 1024 moved up by it (80 -> 8080 with 8000), so an unprivileged gateway can
+/// publish Istio's usual 80 and 443.
+pub fn published_port(port: u16, low_port_offset: u16) -> u16 {
+    if low_port_offset == 0 || port >= 1024 {
+        return port;
+    }
+    port.checked_add(low_port_offset).unwrap_or(port)
+}
 
 impl Tables {
     /// Builds the tables of a gateway proxy: listeners for the servers of the Gateways
@@ -28,11 +45,26 @@ impl Tables {
         me: &ProxyIdentity,
         version: u64,
     ) -> Tables {
+        Tables::for_gateway_published(objects, registry, me, version, 0)
+    }
+
+    /// The same, with ports below 1024 published `low_port_offset` higher (0: as
+    /// declared).
+    pub fn for_gateway_published(
+        objects: &[Object],
+        registry: Registry,
+        me: &ProxyIdentity,
+        version: u64,
+        low_port_offset: u16,
+    ) -> Tables {
         let mut clusters = Clusters::new(objects, &registry);
         let mut build = Build {
             me,
             registry: &registry,
             clusters: &mut clusters,
+            secrets: Secrets::new(objects, &me.namespace),
+            low_port_offset,
+            redirects: Vec::new(),
             rejected: Vec::new(),
         };
         let mut listeners = BTreeMap::new();
@@ -52,6 +84,11 @@ impl Tables {
             }
             add_gateway(o, gw, &vses, &mut listeners, &mut build);
         }
+        add_https_redirects(
+            std::mem::take(&mut build.redirects),
+            &mut listeners,
+            low_port_offset,
+        );
         let rejected = build.rejected;
         let clusters = std::mem::take(&mut clusters.built);
         Tables {
@@ -74,12 +111,27 @@ enum ServerKind {
     Tcp,
     /// TLS passed through untouched, routed by SNI with `tls` routes.
     TlsPassthrough,
+    /// TLS terminated here (SIMPLE, MUTUAL, OPTIONAL_MUTUAL), then HTTP routes.
+    TlsTerminate,
+}
+
+/// What a port carries; servers of one port must agree (TLS servers, terminated or
+/// passed through, share a port by SNI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortClass {
+    Http,
+    Tcp,
+    Tls,
 }
 
 impl ServerKind {
-    /// The kind of a server, or why it cannot be served yet.
+    /// The kind of a server, or why it cannot be served.
     fn of(protocol: Protocol, tls: Option<&ServerTlsSettings>) -> Result<ServerKind, String> {
         let mode = tls.and_then(|t| t.mode).unwrap_or_default();
+        let terminates = matches!(
+            mode,
+            ServerTlsMode::Simple | ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual
+        );
         match protocol {
             _ if protocol.is_http() => Ok(ServerKind::Http),
             Protocol::Tcp if tls.is_none() || mode == ServerTlsMode::Passthrough => {
@@ -88,24 +140,43 @@ impl ServerKind {
             Protocol::Tls | Protocol::Https if mode == ServerTlsMode::Passthrough => {
                 Ok(ServerKind::TlsPassthrough)
             }
+            Protocol::Https if terminates => Ok(ServerKind::TlsTerminate),
+            Protocol::Tls if terminates => Err(
+                "terminating TLS for VirtualService tcp routes (protocol TLS with a \
+                 terminating mode) is not served yet: use protocol HTTPS for HTTP routes, \
+                 or mode PASSTHROUGH"
+                    .into(),
+            ),
             _ if mode == ServerTlsMode::AutoPassthrough => Err(
                 "TLS mode AUTO_PASSTHROUGH (the destination named by the SNI, for east-west \
                  gateways) is not served yet"
                     .into(),
             ),
+            _ if mode == ServerTlsMode::IstioMutual => Err(
+                "TLS mode ISTIO_MUTUAL needs the mesh's own certificates, which come with \
+                 mesh mutual TLS (not served yet)"
+                    .into(),
+            ),
             _ => Err(format!(
-                "TLS mode {mode:?} needs TLS termination, which is not served yet \
-                 (PASSTHROUGH is)"
+                "protocol {protocol:?} with TLS mode {mode:?} is not served"
             )),
         }
     }
 
-    fn of_listener(listener: &Listener) -> ServerKind {
-        match listener.protocol {
-            p if p.is_http() => ServerKind::Http,
-            Protocol::Tcp => ServerKind::Tcp,
-            _ => ServerKind::TlsPassthrough,
+    fn class(self) -> PortClass {
+        match self {
+            ServerKind::Http => PortClass::Http,
+            ServerKind::Tcp => PortClass::Tcp,
+            ServerKind::TlsPassthrough | ServerKind::TlsTerminate => PortClass::Tls,
         }
+    }
+}
+
+fn class_of(listener: &Listener) -> PortClass {
+    match listener.protocol {
+        p if p.is_http() => PortClass::Http,
+        Protocol::Https | Protocol::Tls => PortClass::Tls,
+        _ => PortClass::Tcp,
     }
 }
 
@@ -117,64 +188,270 @@ fn add_gateway(
     listeners: &mut BTreeMap<u16, Listener>,
     build: &mut Build<'_, '_>,
 ) {
-    let gw_name = format!("{}/{}", o.namespace(), o.name());
     for server in &gw.servers {
-        let Some(port) = &server.port else { continue };
-        let Ok(number) = u16::try_from(port.number) else {
-            continue;
-        };
-        let protocol = Protocol::of(&port.protocol, &port.name);
-        let kind = match ServerKind::of(protocol, server.tls.as_ref()) {
-            Ok(kind) => kind,
-            Err(e) => {
-                build.rejected.push(format!(
-                    "Gateway {gw_name}: port {number} ({}): {e}",
-                    port.protocol
-                ));
-                continue;
-            }
-        };
-        let listener = listeners.entry(number).or_insert_with(|| Listener {
-            port: number,
-            protocol,
-            virtual_hosts: Vec::new(),
-            l4: L4Routes::default(),
-        });
-        if ServerKind::of_listener(listener) != kind {
+        add_server(o, server, vses, listeners, build);
+    }
+}
+
+/// Adds one server: its listener (shared with the port's other servers), then its
+/// routes, or its `httpsRedirect`, or (terminating TLS) a TLS server with its own routes.
+fn add_server(
+    o: &Object,
+    server: &Server,
+    vses: &[(&Object, &VirtualService)],
+    listeners: &mut BTreeMap<u16, Listener>,
+    build: &mut Build<'_, '_>,
+) {
+    let gw_name = format!("{}/{}", o.namespace(), o.name());
+    let Some(port) = &server.port else { return };
+    let Ok(number) = u16::try_from(port.number) else {
+        return;
+    };
+    let protocol = Protocol::of(&port.protocol, &port.name);
+    let kind = match ServerKind::of(protocol, server.tls.as_ref()) {
+        Ok(kind) => kind,
+        Err(e) => {
             build.rejected.push(format!(
-                "Gateway {gw_name}: port {number} ({}): the port already serves {:?}; \
-                 one port carries one protocol",
-                port.protocol, listener.protocol
+                "Gateway {gw_name}: port {number} ({}): {e}",
+                port.protocol
             ));
+            return;
+        }
+    };
+    // A terminating server whose credentials are not there serves nothing yet.
+    let mut tls_server = None;
+    if kind == ServerKind::TlsTerminate {
+        let Some(s) = tls_server_for(o, server, number, build) else {
+            return;
+        };
+        tls_server = Some(s);
+    }
+    let published = published_port(number, build.low_port_offset);
+    let listener = listeners.entry(number).or_insert_with(|| Listener {
+        published_port: published,
+        ..Listener::new(number, protocol)
+    });
+    if class_of(listener) != kind.class() {
+        build.rejected.push(format!(
+            "Gateway {gw_name}: port {number} ({}): the port already serves {:?}; \
+             one port carries one protocol",
+            port.protocol, listener.protocol
+        ));
+        return;
+    }
+    let redirect = kind == ServerKind::Http
+        && server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.https_redirect == Some(true));
+    if redirect {
+        // Envoy's `require_tls`: every request for the server's hosts is redirected,
+        // whatever the VirtualServices say.
+        build
+            .redirects
+            .push((number, server_domains(&server.hosts)));
+        return;
+    }
+    if let Some(new) = &tls_server
+        && let Some(taken) = listener.tls.iter().find(|s| s.sni_hosts == new.sni_hosts)
+    {
+        // Istio keeps the first of two servers for the same hosts on a port.
+        tracing::warn!(
+            gateway = %gw_name, port = number, hosts = ?new.sni_hosts, served_by = %taken.name,
+            "a TLS server for these hosts is already on the port: this one is ignored"
+        );
+        return;
+    }
+    let at = (gw_name.as_str(), number);
+    bind_virtual_services(at, server, kind, listener, tls_server.as_mut(), vses, build);
+    listener.tls.extend(tls_server);
+}
+
+/// Adds the routes of the VirtualServices bound to the Gateway whose hosts `server`
+/// admits: HTTP routes to the listener or to the terminating TLS server, L4 routes to
+/// the listener. `at`: the gateway's `namespace/name` and the port.
+fn bind_virtual_services(
+    (gateway, port): (&str, u16),
+    server: &Server,
+    kind: ServerKind,
+    listener: &mut Listener,
+    mut tls_server: Option<&mut TlsServer>,
+    vses: &[(&Object, &VirtualService)],
+    build: &mut Build<'_, '_>,
+) {
+    for (vo, vs) in vses {
+        if !vs
+            .gateways
+            .iter()
+            .any(|g| qualify(g, vo.namespace()) == gateway)
+        {
             continue;
         }
-        for (vo, vs) in vses {
-            if !vs
-                .gateways
-                .iter()
-                .any(|g| qualify(g, vo.namespace()) == gw_name)
-            {
-                continue;
-            }
-            let domains = gateway_domains(&vs.hosts, &server.hosts, vo.namespace());
-            if domains.is_empty() {
-                continue;
-            }
-            let name = format!("{}/{}", vo.namespace(), vo.name());
-            let bound = Bound {
-                vo,
-                vs,
-                name,
-                gateway: &gw_name,
-                port: number,
-            };
-            match kind {
-                ServerKind::Http => add_http_routes(listener, &bound, domains, build),
-                ServerKind::Tcp | ServerKind::TlsPassthrough => {
-                    add_l4_routes(listener, &bound, kind, build)
-                }
-            }
+        let domains = gateway_domains(&vs.hosts, &server.hosts, vo.namespace());
+        if domains.is_empty() {
+            continue;
         }
+        let bound = Bound {
+            vo,
+            vs,
+            name: format!("{}/{}", vo.namespace(), vo.name()),
+            gateway,
+            port,
+        };
+        match (kind, tls_server.as_deref_mut()) {
+            (ServerKind::TlsTerminate, Some(s)) => {
+                add_http_routes(&mut s.virtual_hosts, &bound, domains, build)
+            }
+            (ServerKind::Http, _) => {
+                add_http_routes(&mut listener.virtual_hosts, &bound, domains, build)
+            }
+            (ServerKind::Tcp | ServerKind::TlsPassthrough, _) => {
+                add_l4_routes(listener, &bound, kind, build)
+            }
+            (ServerKind::TlsTerminate, None) => {}
+        }
+    }
+}
+
+/// The terminating server for `server`, with its certificates; `None` (the reason
+/// recorded) when they cannot be had or the settings cannot be served.
+fn tls_server_for(
+    o: &Object,
+    server: &Server,
+    port: u16,
+    build: &mut Build<'_, '_>,
+) -> Option<TlsServer> {
+    let gw_name = format!("{}/{}", o.namespace(), o.name());
+    let tls = server.tls.as_ref()?;
+    let mode = tls.mode.unwrap_or_default();
+    if let Some(why) = unsupported_checks(tls) {
+        build
+            .rejected
+            .push(format!("Gateway {gw_name}: port {port}: {why}"));
+        return None;
+    }
+    let mutual = matches!(mode, ServerTlsMode::Mutual | ServerTlsMode::OptionalMutual);
+    let credential = match credentials::load(tls, &build.secrets, mutual) {
+        Ok(c) => c,
+        Err(e) => {
+            build.rejected.push(e.reason(&gw_name, port));
+            return None;
+        }
+    };
+    let (config, offered) = match crate::tls::config::server_config(tls, &credential) {
+        Ok(built) => built,
+        Err(e) => {
+            let at_fault = if credential.source.starts_with("kubernetes://") {
+                // A key that fits no certificate is the Secret's fault.
+                let name = credential.source.split(',').next().unwrap_or_default();
+                format!(
+                    "Secret {}/{}: {e} (needed by the TLS server on port {port} of Gateway {gw_name})",
+                    build.me.namespace,
+                    name.trim_start_matches("kubernetes://")
+                )
+            } else {
+                format!("Gateway {gw_name}: port {port}: {e}")
+            };
+            build.rejected.push(at_fault);
+            return None;
+        }
+    };
+    let port_name = server.port.as_ref().map_or("", |p| p.name.as_str());
+    Some(TlsServer {
+        name: Arc::from(format!(
+            "https.{port}.{port_name}.{}.{}",
+            o.name(),
+            o.namespace()
+        )),
+        sni_hosts: server_domains(&server.hosts),
+        mode: match mode {
+            ServerTlsMode::Mutual => "MUTUAL",
+            ServerTlsMode::OptionalMutual => "OPTIONAL_MUTUAL",
+            _ => "SIMPLE",
+        }
+        .to_string(),
+        credential: credential.source,
+        offered,
+        config: TlsConfig(config),
+        virtual_hosts: Vec::new(),
+    })
+}
+
+/// Client certificate checks beyond the CA, which are not served yet: serving without
+/// a check the user asked for would let in clients it refuses, so the server stays down.
+fn unsupported_checks(tls: &ServerTlsSettings) -> Option<String> {
+    let unsupported = [
+        ("subjectAltNames", !tls.subject_alt_names.is_empty()),
+        (
+            "verifyCertificateSpki",
+            !tls.verify_certificate_spki.is_empty(),
+        ),
+        (
+            "verifyCertificateHash",
+            !tls.verify_certificate_hash.is_empty(),
+        ),
+    ];
+    let (field, _) = unsupported.iter().find(|(_, set)| *set)?;
+    Some(format!(
+        "tls.{field} (client certificate checks beyond the CA) is not served yet: the \
+         server stays down rather than skip the check"
+    ))
+}
+
+/// A server's hosts as domains: lower-case, without their `namespace/` part.
+fn server_domains(hosts: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in hosts {
+        let host = h
+            .split_once('/')
+            .map_or(h.as_str(), |(_, h)| h)
+            .to_ascii_lowercase();
+        if !out.contains(&host) {
+            out.push(host);
+        }
+    }
+    out
+}
+
+/// Adds the `httpsRedirect` virtual hosts: a 301 to `https://` + the host + the path. The
+/// port is the one this gateway publishes its HTTPS servers on (none when that is 443),
+/// so the redirect lands on a server that answers it even behind a low-port offset.
+fn add_https_redirects(
+    redirects: Vec<(u16, Vec<String>)>,
+    listeners: &mut BTreeMap<u16, Listener>,
+    low_port_offset: u16,
+) {
+    let https = listeners
+        .values()
+        .filter(|l| !l.tls.is_empty())
+        .map(|l| l.port)
+        .min_by_key(|p| (*p != 443, *p))
+        .map(|p| published_port(p, low_port_offset));
+    for (port, domains) in redirects {
+        let Some(listener) = listeners.get_mut(&port) else {
+            continue;
+        };
+        listener.virtual_hosts.push(VirtualHost {
+            name: format!("https-redirect:{port}"),
+            domains,
+            routes: vec![Route {
+                name: "https-redirect".into(),
+                matches: Vec::new(),
+                action: Action::Redirect(Redirect {
+                    status: 301,
+                    scheme: Some("https".into()),
+                    authority: None,
+                    port: https.filter(|p| *p != 443),
+                    derive_port: Some(DerivePort::ProtocolDefault),
+                    path: None,
+                }),
+                request_headers: HeaderOps::default(),
+                response_headers: HeaderOps::default(),
+                rewrite: None,
+                cors: None,
+                policy: Default::default(),
+            }],
+        });
     }
 }
 
@@ -183,6 +460,11 @@ struct Build<'o, 'c> {
     me: &'o ProxyIdentity,
     registry: &'o Registry,
     clusters: &'c mut Clusters<'o>,
+    /// The Secrets of the gateway's namespace (`credentialName`).
+    secrets: Secrets<'o>,
+    low_port_offset: u16,
+    /// HTTP servers with `httpsRedirect`: their port and domains.
+    redirects: Vec<(u16, Vec<String>)>,
     rejected: Vec<String>,
 }
 
@@ -198,13 +480,12 @@ struct Bound<'a> {
 
 /// Adds a VirtualService's HTTP routes as a virtual host for `domains`.
 fn add_http_routes(
-    listener: &mut Listener,
+    virtual_hosts: &mut Vec<VirtualHost>,
     bound: &Bound<'_>,
     domains: Vec<String>,
     build: &mut Build<'_, '_>,
 ) {
-    if listener
-        .virtual_hosts
+    if virtual_hosts
         .iter()
         .any(|v| v.name == bound.name && v.domains == domains)
     {
@@ -227,7 +508,7 @@ fn add_http_routes(
             )),
         }
     }
-    listener.virtual_hosts.push(VirtualHost {
+    virtual_hosts.push(VirtualHost {
         name: bound.name.clone(),
         domains,
         routes,

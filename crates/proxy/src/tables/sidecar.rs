@@ -165,12 +165,9 @@ impl Tables {
                 if routes.is_empty() {
                     routes.push(default_route(cluster));
                 }
-                let listener = listeners.entry(port.number).or_insert_with(|| Listener {
-                    port: port.number,
-                    protocol: Protocol::Http,
-                    virtual_hosts: Vec::new(),
-                    l4: Default::default(),
-                });
+                let listener = listeners
+                    .entry(port.number)
+                    .or_insert_with(|| Listener::new(port.number, Protocol::Http));
                 listener.virtual_hosts.push(VirtualHost {
                     name: format!("{}:{}", service.host, port.number),
                     domains: outbound_domains(service, port.number, &me.namespace),

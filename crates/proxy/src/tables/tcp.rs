@@ -87,6 +87,17 @@ impl L4Routes {
         peer: IpAddr,
         destination: IpAddr,
     ) -> Option<&L4Route> {
+        self.best_tls(sni, peer, destination)
+            .map(|(_, route)| route)
+    }
+
+    /// `pick_tls`, with how specifically the route names the SNI (see `sni_score`).
+    pub(crate) fn best_tls(
+        &self,
+        sni: Option<&str>,
+        peer: IpAddr,
+        destination: IpAddr,
+    ) -> Option<(usize, &L4Route)> {
         let mut best: Option<(usize, &L4Route)> = None;
         for route in &self.tls {
             for m in route
@@ -101,7 +112,7 @@ impl L4Routes {
                 }
             }
         }
-        best.map(|(_, route)| route)
+        best
     }
 }
 
@@ -120,22 +131,29 @@ impl L4Match {
         if self.sni_hosts.is_empty() {
             return Some(1);
         }
-        self.sni_hosts
-            .iter()
-            .filter_map(|host| match (host.strip_prefix('*'), sni) {
-                (Some(""), _) => Some(1),
-                (Some(suffix), Some(sni))
-                    if sni.len() > suffix.len()
-                        && sni.is_char_boundary(sni.len() - suffix.len())
-                        && sni[sni.len() - suffix.len()..].eq_ignore_ascii_case(suffix) =>
-                {
-                    Some(2 + suffix.len())
-                }
-                (None, Some(sni)) if host.eq_ignore_ascii_case(sni) => Some(usize::MAX),
-                _ => None,
-            })
-            .max()
+        sni_score(&self.sni_hosts, sni)
     }
+}
+
+/// How specifically `hosts` (lower-case, `*.suffix` or `*`) name `sni`, as Envoy ranks
+/// filter chains: an exact name beats the longest matching wildcard, which beats `*`;
+/// `None` when none does (a client without SNI is matched by `*` alone).
+pub(crate) fn sni_score(hosts: &[String], sni: Option<&str>) -> Option<usize> {
+    hosts
+        .iter()
+        .filter_map(|host| match (host.strip_prefix('*'), sni) {
+            (Some(""), _) => Some(1),
+            (Some(suffix), Some(sni))
+                if sni.len() > suffix.len()
+                    && sni.is_char_boundary(sni.len() - suffix.len())
+                    && sni[sni.len() - suffix.len()..].eq_ignore_ascii_case(suffix) =>
+            {
+                Some(2 + suffix.len())
+            }
+            (None, Some(sni)) if host.eq_ignore_ascii_case(sni) => Some(usize::MAX),
+            _ => None,
+        })
+        .max()
 }
 
 /// Where L4 routes are being compiled for.
