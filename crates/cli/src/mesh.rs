@@ -157,7 +157,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         demos: args.demos,
         weft,
         api: args.api_listen,
-        low_port_offset: None,
+        // Gateway ports below 1024 at 8000+P (80 -> 8080), so no other root service's port
+        // is in the way and the mapping is the same everywhere.
+        low_port_offset: Some(8000),
     };
     runtime()?.block_on(weft_mesh::up::up(opts, interrupted(), &say))?;
     Ok(ExitCode::SUCCESS)

@@ -119,6 +119,17 @@ fn up_starts_the_control_plane_and_gateways_and_sigterm_removes_everything() {
         .filter_map(|p| p["port"].as_u64())
         .collect();
     assert_eq!(ports, [80, 443]);
+    let targets: Vec<u64> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["targetPort"].as_u64())
+        .collect();
+    assert_eq!(
+        targets,
+        [8080, 8443],
+        "as Istio's, with the low-port offset"
+    );
 
     let pids = host.recorded_pids();
     assert!(pids.len() >= 3, "{pids:?}");
@@ -501,6 +512,67 @@ fn weft_down_after_a_sigkill_of_up_removes_everything() {
         "{}",
         text(&again)
     );
+}
+
+#[test]
+fn up_with_the_bookinfo_demo_serves_the_product_page_through_the_gateway_at_once() {
+    let host = MeshHost::start(&["--demo", "bookinfo"]);
+    let out = host.up_output();
+    for name in [
+        "productpage-v1",
+        "details-v1",
+        "reviews-v1",
+        "reviews-v2",
+        "reviews-v3",
+        "ratings-v1",
+        "sleep",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.trim_start().starts_with(name) && l.contains(" ready ")),
+            "{name} missing from:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("curl -s http://127.0.0.1:8080/productpage"),
+        "{out}"
+    );
+    // bookinfo-gateway's port 80, published at 8080, routes to productpage at once.
+    let page = host.in_host(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "http://127.0.0.1:8080/productpage",
+    ]);
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.contains("<title>Simple Bookstore App</title>"),
+        "{page}"
+    );
+    // From inside the mesh, through both sidecars.
+    let vip = host.vip("default", "productpage");
+    let url = format!("http://{vip}:9080/productpage");
+    let out = host.weft(&[
+        "exec",
+        "sleep",
+        "--",
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        &url,
+    ]);
+    assert!(
+        text(&out).contains("Simple Bookstore App"),
+        "{}",
+        text(&out)
+    );
+    // Istio's labels and service accounts.
+    let r = host.record("default", "reviews-v3").unwrap();
+    assert_eq!(r["labels"]["app"], "reviews");
+    assert_eq!(r["labels"]["version"], "v3");
+    assert_eq!(r["service_account"], "bookinfo-reviews");
 }
 
 #[test]

@@ -90,6 +90,13 @@ impl ApiClient {
         Ok(answer["items"].as_array().cloned().unwrap_or_default())
     }
 
+    /// Every connected proxy's sync state per resource type (`/debug/syncz`).
+    pub async fn syncz(&self) -> Result<Value> {
+        let (code, answer) = self.call(Method::GET, "/debug/syncz", None).await?;
+        self.expect(code, &answer, &[200])?;
+        Ok(answer)
+    }
+
     fn expect(&self, code: u16, answer: &Value, ok: &[u16]) -> Result<()> {
         if ok.contains(&code) {
             return Ok(());

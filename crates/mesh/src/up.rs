@@ -210,6 +210,12 @@ async fn start(
         workloads: vec![egress],
     };
     start_demos(&mut started, demos, say).await?;
+    let proxies = 2 + started
+        .workloads
+        .iter()
+        .filter(|w| w.record.sidecar)
+        .count();
+    wait_synced(&started.mesh, proxies).await?;
     say(&try_text(opts, info, demos));
     Ok(started)
 }
@@ -424,6 +430,42 @@ async fn start_demos(
         started.workloads.push(running);
     }
     Ok(())
+}
+
+/// Waits until `expected` proxies are connected and every one has ACKed all it should
+/// have, and that has held for longer than the control plane batches changes (1 s), so
+/// a push still being batched cannot hide behind it: then a request sent right away (the
+/// printed `curl`) finds routes and endpoints everywhere.
+async fn wait_synced(mesh: &Mesh, expected: usize) -> Result<()> {
+    const QUIET: Duration = Duration::from_millis(1500);
+    const LIMIT: Duration = Duration::from_secs(60);
+    let start = tokio::time::Instant::now();
+    let mut synced_since: Option<tokio::time::Instant> = None;
+    loop {
+        let now = tokio::time::Instant::now();
+        let syncz = mesh.api.syncz().await?;
+        let proxies = syncz["proxies"].as_array().cloned().unwrap_or_default();
+        let all_synced = proxies.len() >= expected
+            && proxies.iter().all(|p| {
+                p["types"]
+                    .as_array()
+                    .is_some_and(|ts| ts.iter().all(|t| t["state"] == "SYNCED"))
+            });
+        match (all_synced, synced_since) {
+            (false, _) => synced_since = None,
+            (true, None) => synced_since = Some(now),
+            (true, Some(since)) if now - since >= QUIET => return Ok(()),
+            (true, Some(_)) => {}
+        }
+        if now - start >= LIMIT {
+            return Err(MeshError::NotReady {
+                what: format!("the config of the mesh's {expected} proxies"),
+                secs: LIMIT.as_secs(),
+                detail: format!(" (see `weft proxy-status`): {syncz}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The lines printed once the mesh is up.
