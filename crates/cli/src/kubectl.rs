@@ -5,6 +5,8 @@
 pub(crate) mod client;
 mod table;
 
+pub(crate) use table::human_duration;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

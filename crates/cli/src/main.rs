@@ -4,6 +4,7 @@ mod check;
 mod control_plane;
 mod create_secret;
 mod kubectl;
+mod mesh;
 mod proxy;
 mod proxy_config;
 mod proxy_status;
@@ -48,6 +49,20 @@ enum Command {
     /// Run a demo workload: bookinfo's productpage, details, reviews and ratings, httpbin,
     /// helloworld, tcp-echo, sleep, fortio, or the course's web-frontend and customers.
     Sample(sample::SampleArgs),
+    /// Start a mesh on this host in the foreground: control plane, gateways, demos
+    /// (needs root). Ctrl-C stops it and removes everything it made.
+    Up(mesh::UpArgs),
+    /// Stop the mesh `weft up` runs, or remove what a killed one left behind.
+    Down(mesh::DownArgs),
+    /// Run a program as a mesh workload: its own network namespace, a sidecar, a
+    /// Service (like `kubectl run` with Istio's injection).
+    Run(mesh::RunArgs),
+    /// Run a command inside a workload's network namespace (like `kubectl exec`).
+    Exec(mesh::ExecArgs),
+    /// List the mesh's workloads (like `kubectl get pods`).
+    Ps(mesh::PsArgs),
+    /// Print a workload's output, or its sidecar's (like `kubectl logs`).
+    Logs(mesh::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +79,12 @@ fn main() -> ExitCode {
         Command::ProxyStatus(args) => proxy_status::run(&args),
         Command::ProxyConfig(args) => proxy_config::run(&args),
         Command::Sample(args) => sample::run(args),
+        Command::Up(args) => mesh::up(args),
+        Command::Down(args) => mesh::down(&args),
+        Command::Run(args) => mesh::run(&args),
+        Command::Exec(args) => mesh::exec(&args),
+        Command::Ps(args) => mesh::ps(&args),
+        Command::Logs(args) => mesh::logs(&args),
     };
     match result {
         Ok(code) => code,
