@@ -11,7 +11,7 @@ command -v cargo >/dev/null 2>&1 || {
 }
 
 # The tools the end-to-end tests run, and the Debian packages they come in.
-declare -A packages=([curl]=curl [ip]=iproute2 [iptables]=iptables [openssl]=openssl)
+declare -A packages=([curl]=curl [ip]=iproute2 [iptables]=iptables [openssl]=openssl [nsenter]=util-linux [setpriv]=util-linux)
 missing=()
 for tool in "${!packages[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("${packages[$tool]}")

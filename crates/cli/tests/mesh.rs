@@ -602,8 +602,26 @@ fn up_refuses_a_subnet_that_overlaps_the_hosts_routes() {
 #[test]
 fn without_root_or_tools_the_commands_say_what_to_do() {
     let weft = env!("CARGO_BIN_EXE_weft");
+    // The build's binary may sit where only root may enter (a target dir under /root):
+    // the unprivileged user runs a copy.
+    let open = std::env::temp_dir().join(format!("weft-nonroot-{}", std::process::id()));
+    std::fs::create_dir_all(&open).unwrap();
+    let copy = open.join("weft");
+    std::fs::copy(weft, &copy).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = Remove(open);
     for cmd in ["up", "down"] {
-        let out = std::process::Command::new(weft)
+        let out = std::process::Command::new(&copy)
             .args([cmd, "--state-dir", "/nonexistent/weft"])
             .uid(65534)
             .gid(65534)

@@ -112,6 +112,17 @@ pub const WORKLOADS: &[DemoWorkload] = &[
     },
     DemoWorkload {
         demos: &["httpbin"],
+        name: "httpbin-v2",
+        app: "httpbin",
+        version: Some("v2"),
+        service_account: "httpbin",
+        ports: &["8000/http"],
+        service: Some("httpbin"),
+        sample: &["httpbin"],
+        env: &[],
+    },
+    DemoWorkload {
+        demos: &["httpbin"],
         name: "fortio",
         app: "fortio",
         version: None,

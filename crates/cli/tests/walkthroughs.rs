@@ -1,0 +1,434 @@
+//! The seeds' walkthroughs, played through the CLI on a real one-host mesh: `weft up
+//! --demo ...` in a network namespace the test made, the configs of `examples/` applied with
+//! `weft apply`, and the page or the answer checked with curl through the ingress gateway
+//! (127.0.0.1:8080 inside that namespace) or from the `sleep` workload (`weft exec`). Each
+//! step waits until the new config shows (a push takes a fraction of a second) instead of
+//! sleeping. Needs root, iproute2, iptables, util-linux and curl.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failed set-up step should stop the test
+
+#[path = "support/mesh_host.rs"]
+#[allow(dead_code)] // shared with the mesh tests
+mod mesh_host;
+#[allow(dead_code)] // shared with the other end-to-end tests
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mesh_host::{MeshHost, text};
+use support::eventually;
+
+/// How long a config change may take to show.
+const SETTLE: Duration = Duration::from_secs(15);
+
+fn example(path: &str) -> String {
+    format!("{}/../../examples/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `weft apply -f` each example file; the command must succeed.
+fn apply(host: &MeshHost, files: &[&str]) {
+    let mut args = vec!["apply".to_string()];
+    for f in files {
+        args.push("-f".into());
+        args.push(example(f));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = host.weft(&args);
+    assert!(out.status.success(), "weft {args:?} failed: {}", text(&out));
+}
+
+/// What one load of the product page shows, and how long it took.
+struct Page {
+    status: String,
+    html: String,
+    took: Duration,
+}
+
+impl Page {
+    /// `none`, `black` or `red`: the stars reviews v1, v2 or v3 render.
+    fn stars(&self) -> &'static str {
+        if self.html.contains("<font color=\"red\">") {
+            "red"
+        } else if self.html.contains("<font color=\"black\">") {
+            "black"
+        } else {
+            "none"
+        }
+    }
+
+    fn reviews_unavailable(&self) -> bool {
+        self.html
+            .contains("Sorry, product reviews are currently unavailable for this book.")
+    }
+}
+
+/// GET /productpage through the ingress gateway, with a session's cookie jar.
+fn page(host: &MeshHost, jar: Option<&PathBuf>) -> Page {
+    let mut argv = vec![
+        "curl".to_string(),
+        "-sS".into(),
+        "--max-time".into(),
+        "30".into(),
+        "-w".into(),
+        "\n%{http_code}".into(),
+    ];
+    if let Some(jar) = jar {
+        argv.extend(["-b".into(), jar.display().to_string()]);
+    }
+    argv.push("http://127.0.0.1:8080/productpage".into());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let out = host.in_host(&argv);
+    let took = start.elapsed();
+    let body = String::from_utf8_lossy(&out.stdout).to_string();
+    let (html, status) = body.rsplit_once('\n').unwrap_or(("", ""));
+    Page {
+        status: status.to_string(),
+        html: html.to_string(),
+        took,
+    }
+}
+
+/// Signs `user` in on the product page (its login form) and returns the cookie jar.
+fn login(host: &MeshHost, user: &str) -> PathBuf {
+    let jar = host.dir.join(format!("{user}.cookies"));
+    let jar_arg = jar.display().to_string();
+    let form = format!("username={user}");
+    let out = host.in_host(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "-c",
+        &jar_arg,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-d",
+        &form,
+        "-d",
+        "passwd=secret",
+        "http://127.0.0.1:8080/login",
+    ]);
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        code == "302" || code == "200",
+        "login answered {code}: {}",
+        text(&out)
+    );
+    jar
+}
+
+/// Waits until `n` page loads in a row (for the session `jar`) satisfy `ok`.
+fn settle(
+    host: &MeshHost,
+    what: &str,
+    jar: Option<&PathBuf>,
+    n: usize,
+    ok: impl Fn(&Page) -> bool,
+) {
+    eventually(what, SETTLE, || {
+        (0..n).all(|_| ok(&page(host, jar))).then_some(())
+    });
+}
+
+/// Bookinfo through the gateway at once; all-v1; reviews-test-v2 by user; 50/50 v1/v3;
+/// the ratings delay and abort for jason; the 2 s delay behind a 0.5 s timeout.
+#[test]
+fn bookinfo_walkthroughs() {
+    let host = MeshHost::start(&["--demo", "bookinfo"]);
+
+    // Through the gateway at once; with no routes, reviews answers from all three versions.
+    let first = page(&host, None);
+    assert_eq!(first.status, "200", "{}", first.html);
+    assert!(first.html.contains("<title>Simple Bookstore App</title>"));
+    // productpage found details and reviews by name (the sidecar's DNS proxy).
+    assert!(!first.html.contains("Sorry"), "{}", first.html);
+    // And from inside the mesh, as the seeds' `kubectl exec ... curl productpage:9080`.
+    let inside = exec(
+        &host,
+        "sleep",
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "http://productpage:9080/productpage",
+        ],
+    );
+    assert!(
+        inside.contains("<title>Simple Bookstore App</title>"),
+        "{inside}"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    eventually("reviews v1, v2 and v3 to all answer", SETTLE * 2, || {
+        seen.insert(page(&host, None).stars());
+        (seen.len() == 3).then_some(())
+    });
+
+    // virtual-service-all-v1: no stars, every time.
+    apply(
+        &host,
+        &[
+            "bookinfo/destination-rule-all.yaml",
+            "bookinfo/virtual-service-all-v1.yaml",
+        ],
+    );
+    settle(&host, "every page from reviews v1", None, 10, |p| {
+        p.status == "200" && p.stars() == "none"
+    });
+
+    // reviews-test-v2: jason sees black stars, everyone else none.
+    apply(&host, &["bookinfo/virtual-service-reviews-test-v2.yaml"]);
+    let jason = login(&host, "jason");
+    settle(&host, "jason to see black stars", Some(&jason), 5, |p| {
+        p.stars() == "black"
+    });
+    for _ in 0..10 {
+        assert_eq!(page(&host, None).stars(), "none");
+    }
+
+    // 50/50 between v1 and v3: of 100 loads, v3 (red) between 30 and 70.
+    apply(&host, &["bookinfo/virtual-service-reviews-50-v3.yaml"]);
+    settle(&host, "reviews v3 to answer", None, 1, |p| {
+        p.stars() == "red"
+    });
+    let red = (0..100)
+        .filter(|_| page(&host, None).stars() == "red")
+        .count();
+    assert!((30..=70).contains(&red), "{red} of 100 pages from v3");
+
+    // ratings-test-delay: a 7 s delay for jason; productpage gives up after ~6 s
+    // (3 s timeout, one retry) and says reviews are unavailable; others are unaffected.
+    apply(
+        &host,
+        &[
+            "bookinfo/virtual-service-reviews-test-v2.yaml",
+            "bookinfo/virtual-service-ratings-test-delay.yaml",
+        ],
+    );
+    settle(
+        &host,
+        "jason's page to wait for the delay",
+        Some(&jason),
+        1,
+        |p| p.reviews_unavailable(),
+    );
+    let slow = page(&host, Some(&jason));
+    assert!(slow.reviews_unavailable(), "{}", slow.html);
+    assert!(
+        slow.took >= Duration::from_millis(5500) && slow.took < Duration::from_secs(15),
+        "jason's page took {:?}",
+        slow.took
+    );
+    let other = page(&host, None);
+    assert_eq!(other.stars(), "none");
+    assert!(other.took < Duration::from_secs(3), "took {:?}", other.took);
+
+    // ratings-test-abort: jason's reviews say ratings are unavailable; others unaffected.
+    apply(&host, &["bookinfo/virtual-service-ratings-test-abort.yaml"]);
+    settle(
+        &host,
+        "jason to see the ratings abort",
+        Some(&jason),
+        3,
+        |p| p.html.contains("Ratings service is currently unavailable") && !p.reviews_unavailable(),
+    );
+    assert!(
+        !page(&host, None)
+            .html
+            .contains("Ratings service is currently unavailable")
+    );
+
+    // The seeds' timeout case: ratings delayed 2 s, reviews -> v2: each page ~2 s with
+    // black stars; then a 0.5 s reviews timeout: ~1 s (0.5 s, one retry), unavailable.
+    apply(
+        &host,
+        &[
+            "bookinfo/virtual-service-reviews-v2.yaml",
+            "bookinfo/virtual-service-ratings-delay-2s.yaml",
+        ],
+    );
+    settle(&host, "pages slowed by the 2 s delay", None, 2, |p| {
+        p.stars() == "black" && p.took >= Duration::from_millis(1900)
+    });
+    apply(&host, &["bookinfo/virtual-service-reviews-timeout.yaml"]);
+    settle(
+        &host,
+        "the reviews timeout to cut pages short",
+        None,
+        2,
+        |p| p.reviews_unavailable() && p.took < Duration::from_millis(1900),
+    );
+    let cut = page(&host, None);
+    assert!(
+        cut.took >= Duration::from_millis(900) && cut.took < Duration::from_millis(1900),
+        "a page behind the 0.5 s timeout took {:?}",
+        cut.took
+    );
+}
+
+/// `curl` inside the mesh host namespace; returns (status code, body).
+fn get(host: &MeshHost, url: &str) -> (String, String) {
+    let out = host.in_host(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "-w",
+        "\n%{http_code}",
+        url,
+    ]);
+    let body = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, code) = body.rsplit_once('\n').unwrap_or(("", ""));
+    (code.to_string(), body.to_string())
+}
+
+/// helloworld: 404 at the gateway before its VirtualService exists, then both versions.
+#[test]
+fn helloworld_through_the_gateway() {
+    let host = MeshHost::start(&["--demo", "helloworld"]);
+    // Another demo's route would answer 200; with none, the gateway has no listener or
+    // no route for the request: a 404 or a refused connection, never a hello.
+    let before = get(&host, "http://127.0.0.1:8080/hello");
+    assert_ne!(
+        before.0, "200",
+        "answered before the VirtualService: {}",
+        before.1
+    );
+    apply(&host, &["helloworld/helloworld-gateway.yaml"]);
+    let mut versions = std::collections::BTreeSet::new();
+    eventually("both helloworld versions to answer", SETTLE, || {
+        let (code, body) = get(&host, "http://127.0.0.1:8080/hello");
+        if code == "200" {
+            assert!(body.starts_with("Hello version: v"), "{body}");
+            versions.insert(body[..17].to_string());
+        }
+        (versions.len() == 2).then_some(())
+    });
+    // A path no route claims: 404 from the gateway.
+    assert_eq!(get(&host, "http://127.0.0.1:8080/nothing").0, "404");
+}
+
+/// One line through the TCP gateway port 31400; returns what came back.
+fn echo_line(host: &MeshHost) -> String {
+    let out = host.in_host(&[
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/31400 && echo hello >&3 && timeout 5 head -n 1 <&3",
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// tcp-echo: all to v1 (`one hello`), then 80/20 per connection.
+#[test]
+fn tcp_echo_shifting() {
+    let host = MeshHost::start(&["--demo", "tcp-echo"]);
+    apply(&host, &["tcp-echo/tcp-echo-all-v1.yaml"]);
+    eventually("the TCP gateway port to echo through v1", SETTLE, || {
+        (echo_line(&host) == "one hello").then_some(())
+    });
+    for _ in 0..10 {
+        assert_eq!(echo_line(&host), "one hello");
+    }
+    apply(&host, &["tcp-echo/tcp-echo-20-v2.yaml"]);
+    eventually("v2 to answer a connection", SETTLE, || {
+        (echo_line(&host) == "two hello").then_some(())
+    });
+    let two = (0..100).filter(|_| echo_line(&host) == "two hello").count();
+    // 20 % of 100: a 99.9 % interval is about 8..34.
+    assert!((7..=35).contains(&two), "{two} of 100 connections to v2");
+}
+
+/// `weft exec NAME -- ARGS` to its end; returns its stdout.
+fn exec(host: &MeshHost, name: &str, args: &[&str]) -> String {
+    let mut all = vec!["exec", name, "--"];
+    all.extend_from_slice(args);
+    let out = host.weft(&all);
+    assert!(out.status.success(), "weft {all:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// httpbin: the fortio circuit breaker (503s beside 200s under concurrency), then
+/// mirroring v1 -> v2 (v2 sees the request, the client gets v1's answer).
+#[test]
+fn httpbin_circuit_breaker_and_mirroring() {
+    let host = MeshHost::start(&["--demo", "httpbin"]);
+    let weft = env!("CARGO_BIN_EXE_weft");
+    apply(&host, &["httpbin/destination-rule-circuit-breaker.yaml"]);
+    eventually("httpbin to answer from fortio", SETTLE, || {
+        let out = exec(
+            &host,
+            "fortio",
+            &[weft, "sample", "fortio", "curl", "http://httpbin:8000/get"],
+        );
+        out.contains("200 OK").then_some(())
+    });
+    let report = exec(
+        &host,
+        "fortio",
+        &[
+            weft,
+            "sample",
+            "fortio",
+            "load",
+            "-c",
+            "3",
+            "-qps",
+            "0",
+            "-n",
+            "30",
+            "-loglevel",
+            "Warning",
+            "http://httpbin:8000/get",
+        ],
+    );
+    let count = |code: &str| -> usize {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("Code {code} : ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(count("200") > 0 && count("503") > 0, "{report}");
+    assert_eq!(count("200") + count("503"), 30, "{report}");
+
+    apply(
+        &host,
+        &[
+            "httpbin/destination-rule-httpbin-v1-v2.yaml",
+            "httpbin/virtual-service-httpbin-mirror.yaml",
+        ],
+    );
+    // Until the route applies, a request lands on v1 or v2 alone: wait for one request that
+    // both logged (v1 answered it, v2 got the mirror), then check that it stays that way.
+    let mut n = 0;
+    let mut mirrored = |host: &MeshHost| {
+        n += 1;
+        let marker = format!("/headers?mirrored={n}");
+        let url = format!("http://httpbin:8000{marker}");
+        let out = exec(host, "sleep", &["curl", "-sS", "--max-time", "5", &url]);
+        assert!(out.contains("\"headers\""), "{out}");
+        let seen = |name: &str| text(&host.weft(&["logs", name])).contains(&format!("{marker} "));
+        // The mirror is fire and forget: give v2 a moment to log it.
+        let v2 = (0..20).any(|_| {
+            seen("httpbin-v2") || {
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        });
+        (seen("httpbin-v1"), v2)
+    };
+    eventually("v1 to answer and v2 to see the mirror", SETTLE, || {
+        (mirrored(&host) == (true, true)).then_some(())
+    });
+    for _ in 0..5 {
+        assert_eq!(
+            mirrored(&host),
+            (true, true),
+            "answered by v1, mirrored to v2"
+        );
+    }
+}
