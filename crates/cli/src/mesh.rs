@@ -47,8 +47,30 @@ pub struct UpArgs {
     /// The control plane's API address (`weft apply`, `weft get`, ... talk to it).
     #[arg(long, default_value = "127.0.0.1:15014")]
     api_listen: SocketAddrV4,
+    /// What sidecars do with traffic for destinations outside the registry (Istio's mesh
+    /// config `outboundTrafficPolicy.mode`): ALLOW_ANY passes it through, REGISTRY_ONLY
+    /// refuses it (502) until a ServiceEntry declares the destination.
+    #[arg(long, value_enum, default_value = "ALLOW_ANY", ignore_case = true)]
+    outbound_policy: OutboundPolicy,
     #[command(flatten)]
     state: StateArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutboundPolicy {
+    #[value(name = "ALLOW_ANY")]
+    AllowAny,
+    #[value(name = "REGISTRY_ONLY")]
+    RegistryOnly,
+}
+
+impl OutboundPolicy {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboundPolicy::AllowAny => "ALLOW_ANY",
+            OutboundPolicy::RegistryOnly => "REGISTRY_ONLY",
+        }
+    }
 }
 
 fn parse_subnet(text: &str) -> Result<weft_mesh::Ipv4Net, String> {
@@ -160,6 +182,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         // Gateway ports below 1024 at 8000+P (80 -> 8080), so no other root service's port
         // is in the way and the mapping is the same everywhere.
         low_port_offset: Some(8000),
+        outbound_policy: args.outbound_policy.as_str().to_string(),
     };
     runtime()?.block_on(weft_mesh::up::up(opts, interrupted(), &say))?;
     Ok(ExitCode::SUCCESS)

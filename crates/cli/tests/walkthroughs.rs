@@ -432,3 +432,75 @@ fn httpbin_circuit_breaker_and_mirroring() {
         );
     }
 }
+
+/// Kills a process when dropped (a server the test runs outside the mesh).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `REGISTRY_ONLY`: a server outside the mesh (on the host, at the bridge's address) is
+/// refused until a ServiceEntry declares it; then it answers, by the entry's host name too.
+#[test]
+fn registry_only_blocks_until_a_service_entry_allows() {
+    let host = MeshHost::start(&["--demo", "httpbin", "--outbound-policy", "REGISTRY_ONLY"]);
+    let _external = Killed(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", host.ns))
+            .args([
+                env!("CARGO_BIN_EXE_weft"),
+                "sample",
+                "httpbin",
+                "--port",
+                "9999",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the external server"),
+    );
+    let code = |url: &str| {
+        exec(
+            &host,
+            "sleep",
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "5",
+                url,
+            ],
+        )
+    };
+    eventually("the external server to listen", SETTLE, || {
+        (get(&host, "http://10.251.0.1:9999/get").0 == "200").then_some(())
+    });
+    assert_eq!(
+        code("http://10.251.0.1:9999/get"),
+        "502",
+        "refused by REGISTRY_ONLY"
+    );
+    let entry = host.dir.join("external.yaml");
+    std::fs::write(
+        &entry,
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: external}\n\
+         spec:\n  hosts: [external.example.com]\n  addresses: [10.251.0.1]\n\
+         \x20 ports: [{number: 9999, name: http, protocol: HTTP}]\n  location: MESH_EXTERNAL\n\
+         \x20 resolution: STATIC\n  endpoints: [{address: 10.251.0.1}]\n",
+    )
+    .unwrap();
+    let out = host.weft(&["apply", "-f", &entry.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually("the ServiceEntry to let the request out", SETTLE, || {
+        (code("http://10.251.0.1:9999/get") == "200").then_some(())
+    });
+    assert_eq!(code("http://external.example.com:9999/get"), "200");
+}

@@ -347,6 +347,7 @@ mod tests {
             names,
             [
                 "httpbin-v1",
+                "httpbin-v2",
                 "fortio",
                 "helloworld-v1",
                 "helloworld-v2",

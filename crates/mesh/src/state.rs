@@ -207,7 +207,14 @@ pub struct MeshInfo {
     pub runtime_dir: Option<PathBuf>,
     /// Gateway ports below 1024 are published at this offset (80 -> 8080), when set.
     pub low_port_offset: Option<u16>,
+    /// The mesh-wide outbound traffic policy sidecars enforce (`weft up --outbound-policy`).
+    #[serde(default = "allow_any")]
+    pub outbound_policy: String,
     pub started: u64,
+}
+
+fn allow_any() -> String {
+    "ALLOW_ANY".to_string()
 }
 
 /// A process, named by its pid and start time so that a reused pid is never mistaken

@@ -51,6 +51,9 @@ pub struct UpOptions {
     pub api: SocketAddrV4,
     /// Gateway ports below 1024 are opened at this offset (`--low-port-offset`).
     pub low_port_offset: Option<u16>,
+    /// The mesh-wide `outboundTrafficPolicy.mode` every sidecar gets: `ALLOW_ANY` or
+    /// `REGISTRY_ONLY`.
+    pub outbound_policy: String,
     /// How users call `weft` in the lines printed to try (`weft`, or with
     /// `WEFT_STATE_DIR=...` in front).
     pub command_name: String,
@@ -128,6 +131,7 @@ fn mesh_info(opts: &UpOptions, state: &StateDir) -> Result<MeshInfo> {
         proxy_binary,
         runtime_dir,
         low_port_offset: opts.low_port_offset,
+        outbound_policy: opts.outbound_policy.clone(),
         started: state::now(),
     })
 }

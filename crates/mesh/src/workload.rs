@@ -177,6 +177,8 @@ impl Running {
             // capture leaves 15000 alone.
             "--admin".into(),
             format!("{}:15000", self.ip()),
+            "--outbound-policy".into(),
+            self.mesh.info.outbound_policy.clone(),
         ]
         .into();
         let log = r.proxy_log.clone().unwrap_or_default();
