@@ -504,3 +504,39 @@ fn registry_only_blocks_until_a_service_entry_allows() {
     });
     assert_eq!(code("http://external.example.com:9999/get"), "200");
 }
+
+/// The course's header routing: through the gateway, web-frontend shows customers v1 (no
+/// CITY column); with `user: debug` (passed on by web-frontend) customers v2's cities.
+#[test]
+fn customers_header_routing() {
+    let host = MeshHost::start(&["--demo", "customers"]);
+    apply(
+        &host,
+        &[
+            "customers/gateway.yaml",
+            "customers/web-frontend-vs.yaml",
+            "customers/customers-dr.yaml",
+            "customers/customers-vs-headers.yaml",
+        ],
+    );
+    let frontend = |user: Option<&str>| {
+        let mut argv = vec!["curl", "-sS", "--max-time", "10"];
+        let header = user.map(|u| format!("user: {u}"));
+        if let Some(h) = &header {
+            argv.extend(["-H", h.as_str()]);
+        }
+        argv.push("http://127.0.0.1:8080/");
+        String::from_utf8_lossy(&host.in_host(&argv).stdout).to_string()
+    };
+    eventually("debug users to see customers v2", SETTLE, || {
+        frontend(Some("debug")).contains(">CITY<").then_some(())
+    });
+    for _ in 0..5 {
+        assert!(frontend(Some("debug")).contains(">CITY<"));
+        let plain = frontend(None);
+        assert!(
+            plain.contains("<table") && !plain.contains(">CITY<"),
+            "{plain}"
+        );
+    }
+}
