@@ -366,7 +366,7 @@ impl PushServer {
             let list: Vec<Value> = conn
                 .types
                 .iter()
-                .flat_map(|t| t.desired.values())
+                .flat_map(|t| t.desired())
                 .filter(|e| e.name.starts_with(kind))
                 .filter_map(|e| serde_json::from_slice::<Value>(&e.body).ok())
                 .map(|o| {

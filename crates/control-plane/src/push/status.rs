@@ -45,7 +45,7 @@ pub(super) fn syncz(server: &PushServer) -> Value {
                         "acked": t.acked_version.map(|v| v.to_string()),
                         "nonce_sent": t.nonce_sent,
                         "nonce_acked": t.nonce_acked,
-                        "resources": t.desired.len(),
+                        "resources": t.desired().count(),
                         "last_nack": t.last_nack,
                     })
                 })
@@ -115,7 +115,7 @@ fn count(server: &PushServer) -> HashMap<String, (u32, u32, u32)> {
     for conn in conns {
         let c = lock(&conn);
         let t = &c.types[config];
-        for e in t.desired.values() {
+        for e in t.desired() {
             let slot = counts.entry(e.name.to_string()).or_default();
             slot.2 += 1;
             if t.acked.get(&e.name) == Some(&e.version) {

@@ -12,7 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use weft_xds::{DeltaConfigRequest, DeltaConfigResponse, Node, ProxyMode, TYPES};
 
-use super::conn::{Connection, Received};
+use super::conn::{Answer, Connection};
 use super::{PushServer, lock};
 use crate::scope::{ProxyIdentity, ProxyKind};
 
@@ -134,19 +134,21 @@ impl StreamTask<'_> {
         }
     }
 
-    /// Takes one request; a subscription works out the view first.
+    /// Takes one request; a type's first works out the view first.
     fn take(&mut self, req: &DeltaConfigRequest) -> Result<(), super::conn::ProtocolError> {
         let received = lock(self.conn).on_request(req)?;
-        match received {
-            Received::Subscribed => self.refresh(),
-            Received::Ack => self.server.status_dirty.notify_one(),
-            Received::Nack(reason) => {
+        if received.first {
+            self.refresh();
+        }
+        match received.answer {
+            Answer::Ack => self.server.status_dirty.notify_one(),
+            Answer::Nack(reason) => {
                 let name = lock(self.conn).name.clone();
                 tracing::warn!(proxy = %name, type_url = %req.type_url, %reason, "config refused (NACK)");
                 self.server.metrics.nack(&req.type_url);
                 self.server.status_dirty.notify_one();
             }
-            Received::Stale => {}
+            Answer::None | Answer::Stale => {}
         }
         Ok(())
     }

@@ -98,6 +98,11 @@ impl Harness {
     async fn connect(&self, node: Node) -> Client {
         Client::connect(&self.addr, node, [HashMap::new(), HashMap::new()]).await
     }
+
+    /// A stream that subscribes to services with `*` and to config by `names`.
+    async fn connect_named(&self, node: Node, names: &[&str]) -> Client {
+        Client::open(&self.addr, node, [&["*"], names], Default::default()).await
+    }
 }
 
 /// A raw client: sends requests, reads responses.
@@ -107,17 +112,27 @@ struct Client {
 }
 
 impl Client {
-    /// Opens a stream and subscribes to both types with the versions given.
+    /// Opens a stream and subscribes to both types (`*`) with the versions given.
     async fn connect(addr: &str, node: Node, have: [HashMap<String, String>; 2]) -> Client {
+        Client::open(addr, node, [&["*"], &["*"]], have).await
+    }
+
+    /// Opens a stream and subscribes to each type by the names given.
+    async fn open(
+        addr: &str,
+        node: Node,
+        names: [&[&str]; 2],
+        have: [HashMap<String, String>; 2],
+    ) -> Client {
         let mut client = ConfigDiscoveryClient::connect(addr.to_string())
             .await
             .unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
-        for (i, (t, versions)) in TYPES.iter().zip(have).enumerate() {
+        for (i, ((t, versions), names)) in TYPES.iter().zip(have).zip(names).enumerate() {
             tx.send(DeltaConfigRequest {
                 node: (i == 0).then(|| node.clone()),
                 type_url: t.to_string(),
-                resource_names_subscribe: vec!["*".into()],
+                resource_names_subscribe: names.iter().map(ToString::to_string).collect(),
                 initial_resource_versions: versions,
                 ..Default::default()
             })
@@ -161,6 +176,19 @@ impl Client {
             .send(DeltaConfigRequest {
                 type_url: r.type_url.clone(),
                 response_nonce: r.nonce.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    /// Changes the config subscription (with no nonce, or ACKing `ack`).
+    fn subscribe(&self, ack: Option<&DeltaConfigResponse>, add: &[&str], drop: &[&str]) {
+        self.tx
+            .send(DeltaConfigRequest {
+                type_url: CONFIG_TYPE.into(),
+                response_nonce: ack.map(|r| r.nonce.clone()).unwrap_or_default(),
+                resource_names_subscribe: add.iter().map(ToString::to_string).collect(),
+                resource_names_unsubscribe: drop.iter().map(ToString::to_string).collect(),
                 ..Default::default()
             })
             .unwrap();
@@ -495,4 +523,92 @@ async fn a_batch_converges_when_every_affected_proxy_has_answered() {
         text.contains("pilot_xds_pushes{type=\"config\"} "),
         "{text}"
     );
+}
+
+const R: &str = "VirtualService/default/r";
+const S: &str = "VirtualService/default/s";
+const T: &str = "VirtualService/default/t";
+const GW: &str = "Gateway/default/gw";
+
+#[tokio::test]
+async fn named_subscriptions_get_what_they_name_and_a_missing_name_is_answered_removed() {
+    let yaml = format!("{GATEWAY}---\n{}---\n{}", route("r", 200), route("s", 200));
+    let h = Harness::start("named", &yaml).await;
+    let mut a = h
+        .connect_named(gateway("a", &[("istio", "a")]), &[R, T])
+        .await;
+    let services = a.recv_type(SERVICE_TYPE).await;
+    a.ack(&services);
+    // Only what it named; `t` does not exist, which it is told at once.
+    let config = a.recv_type(CONFIG_TYPE).await;
+    assert_eq!(names(&config), [R]);
+    assert_eq!(config.removed_resources, [T]);
+    a.ack(&config);
+    // A change to what it did not name is not sent.
+    h.apply(&route("s", 503)).await;
+    assert!(a.recv_within(Duration::from_millis(400)).await.is_none());
+    // A named resource that comes to exist is sent.
+    h.apply(&route("t", 200)).await;
+    let created = a.recv().await;
+    assert_eq!(names(&created), [T]);
+    // A subscription may change on an ACK.
+    a.subscribe(Some(&created), &[GW], &[]);
+    let added = a.recv().await;
+    assert_eq!(names(&added), [GW]);
+    assert!(added.removed_resources.is_empty());
+    a.ack(&added);
+    // Unsubscribing is not answered, and changes to that resource stop.
+    a.subscribe(None, &[], &[R]);
+    h.apply(&route("r", 503)).await;
+    assert!(a.recv_within(Duration::from_millis(400)).await.is_none());
+    // `*` later: everything else in its view, `r` again as it dropped it.
+    a.subscribe(None, &["*"], &[]);
+    let all = a.recv().await;
+    assert_eq!(names(&all), [R, S]);
+    a.ack(&all);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(state_of(&h.server, "a", "CONFIG")["state"], "SYNCED");
+    assert_eq!(state_of(&h.server, "a", "CONFIG")["resources"], 4);
+}
+
+#[tokio::test]
+async fn a_name_subscribed_again_is_resent_and_unsubscribing_under_a_wildcard_answers() {
+    let h = Harness::start("resubscribe", &format!("{GATEWAY}---\n{}", route("r", 200))).await;
+    let mut a = h.connect(gateway("a", &[("istio", "a")])).await;
+    a.sync().await;
+    // The proxy may have forgotten what it holds: a name subscribed again is sent.
+    a.subscribe(None, &[R], &[]);
+    let again = a.recv().await;
+    assert_eq!(names(&again), [R]);
+    a.ack(&again);
+    a.subscribe(None, &["VirtualService/default/missing"], &[]);
+    let missing = a.recv().await;
+    assert!(missing.resources.is_empty());
+    assert_eq!(
+        missing.removed_resources,
+        ["VirtualService/default/missing"]
+    );
+    a.ack(&missing);
+    // With `*` as well, dropping a name must say whether the wildcard still covers it.
+    a.subscribe(None, &[], &[R]);
+    let kept = a.recv().await;
+    assert_eq!(names(&kept), [R]);
+    a.ack(&kept);
+    a.subscribe(None, &[], &["VirtualService/default/missing"]);
+    let gone = a.recv().await;
+    assert_eq!(gone.removed_resources, ["VirtualService/default/missing"]);
+    a.ack(&gone);
+    // A name it is not subscribed to: nothing to say.
+    a.subscribe(None, &[], &["VirtualService/default/never"]);
+    assert!(a.recv_within(Duration::from_millis(300)).await.is_none());
+    // A first request that names nothing subscribes to everything (the legacy form).
+    let mut b = Client::open(
+        &h.addr,
+        gateway("b", &[("istio", "a")]),
+        [&[], &[]],
+        Default::default(),
+    )
+    .await;
+    let config = b.sync().await;
+    assert_eq!(names(&config), [GW, R]);
 }
