@@ -32,6 +32,13 @@ pub struct ControlPlaneArgs {
     /// How often `config/` is checked for files edited by hand (`500ms`, `1s`).
     #[arg(long, default_value = "1s", value_parser = crate::proxy::parse_duration)]
     watch_interval: Duration,
+    /// Changes are pushed in batches: a batch ends once no change came for this long
+    /// (istiod's PILOT_DEBOUNCE_AFTER)...
+    #[arg(long, env = "PILOT_DEBOUNCE_AFTER", default_value = "100ms", value_parser = crate::proxy::parse_duration)]
+    debounce_after: Duration,
+    /// ...or this long after its first change (istiod's PILOT_DEBOUNCE_MAX, 10s there).
+    #[arg(long, env = "PILOT_DEBOUNCE_MAX", default_value = "1s", value_parser = crate::proxy::parse_duration)]
+    debounce_max: Duration,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "WEFT_LOG", default_value = "info")]
     log: String,
@@ -112,6 +119,8 @@ async fn serve(
     let push = PushServer::new(
         Arc::clone(&store),
         PushOptions {
+            debounce_quiet: args.debounce_after,
+            debounce_max: args.debounce_max,
             vips_file: Some(dir.join(VIPS_FILE)),
             ..PushOptions::default()
         },

@@ -104,7 +104,8 @@ pub struct PushServer {
     encodes: AtomicU64,
     /// How many batches were pushed so far.
     batches: AtomicU64,
-    /// How many proxy views were worked out (`scope()` calls).
+    /// How many proxy views were worked out (`scope()` calls; proxies with the same
+    /// view key share one).
     scopes: AtomicU64,
     metrics: PushMetrics,
     converging: Mutex<Vec<Converging>>,
@@ -156,7 +157,11 @@ impl PushServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Each response is one small write that must leave at once: without
+        // TCP_NODELAY, Nagle's algorithm holds it while an earlier segment (a PING, a
+        // WINDOW_UPDATE) waits for the proxy's delayed ACK, up to tens of milliseconds.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .add_service(weft_xds::ConfigDiscoveryServer::new(stream::Service(
@@ -232,8 +237,8 @@ impl PushServer {
             None => peers.iter().collect(),
             Some(keys) => {
                 let all: Vec<(&u64, &Peer)> = peers.iter().collect();
-                let identities: Vec<ProxyIdentity> =
-                    all.iter().map(|(_, p)| p.identity.clone()).collect();
+                let identities: Vec<&ProxyIdentity> =
+                    all.iter().map(|(_, p)| &p.identity).collect();
                 let hit = scope::affected(
                     Snapshot {
                         index: &before.index,
@@ -338,8 +343,8 @@ impl PushServer {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// How many proxy views have been worked out: a change costs one per proxy it
-    /// affects.
+    /// How many proxy views have been worked out: a change costs at most one per proxy
+    /// it affects, one per view key.
     pub fn scopes(&self) -> u64 {
         self.scopes.load(Ordering::Relaxed)
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use weft_xds::{DeltaConfigRequest, DeltaConfigResponse, Resource, TYPES};
 
-use super::world::Encoded;
+use super::world::{Encoded, View};
 use crate::scope::ProxyIdentity;
 
 /// A proxy's per-type state, as `/debug/syncz` and `weft proxy-status` show it.
@@ -49,7 +49,7 @@ pub(crate) struct TypeState {
     names: BTreeSet<Arc<str>>,
     /// What the proxy may have: its scoped view. It should have all of it with a
     /// wildcard subscription, else the part it named.
-    pub view: BTreeMap<Arc<str>, Encoded>,
+    pub view: Arc<BTreeMap<Arc<str>, Encoded>>,
     /// What the proxy has, by name: version.
     pub acked: HashMap<Arc<str>, Arc<str>>,
     /// Versions the proxy refused, by name.
@@ -59,6 +59,9 @@ pub(crate) struct TypeState {
     /// so), and a name it unsubscribed from while `*` may still cover it.
     tell_removed: BTreeSet<Arc<str>>,
     pending: Option<Pending>,
+    /// Something the diff reads changed since it was last worked out (an ACK does not
+    /// count: it only confirms the diff that was sent).
+    dirty: bool,
     pub sent_version: Option<u64>,
     pub acked_version: Option<u64>,
     pub nonce_sent: String,
@@ -134,6 +137,7 @@ impl TypeState {
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
         );
+        self.dirty |= first || !subscribe.is_empty() || !unsubscribe.is_empty();
         if first && subscribe.is_empty() && unsubscribe.is_empty() {
             self.wildcard = true;
         }
@@ -197,12 +201,18 @@ impl TypeState {
             reason.push_str(&format!("; {}: {}", e.name, e.reason));
         }
         self.last_nack = Some(reason.clone());
+        self.dirty = true;
         Answer::Nack(reason)
     }
 
-    fn set_view(&mut self, view: BTreeMap<Arc<str>, Encoded>) {
+    fn set_view(&mut self, view: Arc<BTreeMap<Arc<str>, Encoded>>) {
+        // A world that left this type's view as it was hands on the same map.
+        if Arc::ptr_eq(&self.view, &view) {
+            return;
+        }
+        self.dirty = true;
         self.view = view;
-        let view = &self.view;
+        let view = &*self.view;
         // A name that now exists is sent, not told removed.
         self.tell_removed.retain(|n| !view.contains_key(n));
     }
@@ -287,7 +297,7 @@ impl Connection {
     }
 
     /// Sets what the proxy may have, per type.
-    pub fn set_view(&mut self, view: [BTreeMap<Arc<str>, Encoded>; 2]) {
+    pub fn set_view(&mut self, view: View) {
         for (t, v) in self.types.iter_mut().zip(view) {
             t.set_view(v);
         }
@@ -297,9 +307,10 @@ impl Connection {
     /// for that type, and it is owed something.
     pub fn next_response(&mut self, i: usize, system_version: u64) -> Option<DeltaConfigResponse> {
         let t = self.types.get_mut(i)?;
-        if !t.subscribed || t.pending.is_some() {
+        if !t.subscribed || t.pending.is_some() || !(t.dirty || t.owe_first) {
             return None;
         }
+        t.dirty = false;
         let (upserts, removed) = t.diff();
         if upserts.is_empty() && removed.is_empty() && !t.owe_first {
             return None;

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::time::Instant;
 use weft_xds::TYPES;
 
+use super::world::World;
 use super::{PushServer, lock};
 use crate::scope::ProxyKind;
 use crate::store::{Distribution, Key};
@@ -17,6 +19,8 @@ use crate::store::{Distribution, Key};
 /// How long the status writer waits after a wake-up, so that a burst of ACKs makes one
 /// pass over the proxies.
 const STATUS_COALESCE: Duration = Duration::from_millis(100);
+/// The least time between two passes: istiod's `PILOT_STATUS_UPDATE_INTERVAL`.
+const STATUS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Istio's short names for the types, used as column names.
 pub fn type_short_name(type_url: &str) -> &'static str {
@@ -66,29 +70,35 @@ pub(super) fn syncz(server: &PushServer) -> Value {
     json!({ "proxies": out })
 }
 
-/// Keeps every object's distribution in the store up to date: woken on each ACK, NACK
-/// and proxy connection, it counts, per object in some proxy's view, the proxies that
-/// should have it and those that have its current version.
+/// Keeps every object's distribution in the store up to date: woken by ACKs, NACKs
+/// and proxies coming and going, it counts, per object in some proxy's view, the
+/// proxies that should have it and those that have its current version. A pass reads
+/// every connection, so passes are at least `STATUS_INTERVAL` apart, however many ACKs
+/// a push to thousands of proxies brings.
 pub(super) async fn write_distribution(server: Arc<PushServer>) {
     let mut written: HashMap<Key, Distribution> = HashMap::new();
+    let mut last: Option<Instant> = None;
     loop {
         server.status_dirty.notified().await;
-        tokio::time::sleep(STATUS_COALESCE).await;
-        let counts = count(&server);
+        let coalesced = Instant::now() + STATUS_COALESCE;
+        let at = last.map_or(coalesced, |l| coalesced.max(l + STATUS_INTERVAL));
+        tokio::time::sleep_until(at).await;
+        last = Some(Instant::now());
         let world = server.world();
+        let counts = count(&server, &world);
         for entry in world.objects.values() {
-            let (applied, rejected, total) = counts
+            let c = counts
                 .get(&*entry.encoded.name)
                 .copied()
                 .unwrap_or_default();
             let d = Distribution {
                 generation: entry.generation,
-                applied,
-                rejected,
-                total,
+                applied: c.applied,
+                rejected: c.rejected,
+                total: c.total,
             };
             // Objects no proxy ever had (registry sources, unused ones) get none.
-            if total == 0 && !written.contains_key(&entry.key) {
+            if c.total == 0 && !written.contains_key(&entry.key) {
                 continue;
             }
             if written.get(&entry.key) != Some(&d) && server.store.set_distribution(&entry.key, d) {
@@ -100,10 +110,22 @@ pub(super) async fn write_distribution(server: Arc<PushServer>) {
     }
 }
 
-/// Per config resource name: (proxies with its current version, proxies that refused
-/// it, proxies that should have it).
-fn count(server: &PushServer) -> HashMap<String, (u32, u32, u32)> {
-    let mut counts: HashMap<String, (u32, u32, u32)> = HashMap::new();
+/// How many proxies have a resource's current version, refused it, should have it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    applied: u32,
+    rejected: u32,
+    total: u32,
+}
+
+/// The counts per config resource name. A proxy is up to date with the world's current
+/// version of a resource only (its own view may still be from an older world).
+fn count(server: &PushServer, world: &World) -> HashMap<Arc<str>, Counts> {
+    let current: HashMap<&str, &str> = world
+        .objects
+        .values()
+        .map(|e| (&*e.encoded.name, &*e.encoded.version))
+        .collect();
     let conns: Vec<_> = lock(&server.peers)
         .values()
         .map(|p| Arc::clone(&p.conn))
@@ -112,16 +134,20 @@ fn count(server: &PushServer) -> HashMap<String, (u32, u32, u32)> {
         .iter()
         .position(|t| *t == weft_xds::CONFIG_TYPE)
         .unwrap_or(1);
+    let mut counts: HashMap<Arc<str>, Counts> = HashMap::new();
     for conn in conns {
         let c = lock(&conn);
         let t = &c.types[config];
         for e in t.desired() {
-            let slot = counts.entry(e.name.to_string()).or_default();
-            slot.2 += 1;
-            if t.acked.get(&e.name) == Some(&e.version) {
-                slot.0 += 1;
-            } else if t.rejected.get(&e.name) == Some(&e.version) {
-                slot.1 += 1;
+            let Some(version) = current.get(&*e.name) else {
+                continue;
+            };
+            let slot = counts.entry(Arc::clone(&e.name)).or_default();
+            slot.total += 1;
+            if t.acked.get(&e.name).is_some_and(|v| **v == **version) {
+                slot.applied += 1;
+            } else if t.rejected.get(&e.name).is_some_and(|v| **v == **version) {
+                slot.rejected += 1;
             }
         }
     }

@@ -161,10 +161,12 @@ impl StreamTask<'_> {
         }
         self.world_seen = world.generation;
         let identity = lock(self.conn).identity.clone();
-        self.server
-            .scopes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let view = world.view(&identity, &self.server.opts.scope);
+        let (view, worked_out) = world.view(&identity, &self.server.opts.scope);
+        if worked_out {
+            self.server
+                .scopes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         lock(self.conn).set_view(view);
     }
 

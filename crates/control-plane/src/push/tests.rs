@@ -446,7 +446,7 @@ async fn a_burst_of_applies_becomes_a_few_pushes() {
 }
 
 #[tokio::test]
-async fn each_version_is_encoded_once_whatever_the_number_of_streams() {
+async fn each_version_is_encoded_once_and_each_view_worked_out_once() {
     let h = Harness::start("encode", GATEWAY).await;
     let mut clients = Vec::new();
     for name in ["a", "b", "c"] {
@@ -455,12 +455,15 @@ async fn each_version_is_encoded_once_whatever_the_number_of_streams() {
         clients.push(c);
     }
     let before = h.server.encodes();
+    let scopes = h.server.scopes();
     h.apply(&route("r", 200)).await;
     for c in &mut clients {
         let r = c.recv().await;
         assert_eq!(names(&r), ["VirtualService/default/r"]);
     }
     assert_eq!(h.server.encodes() - before, 1);
+    // Alike proxies share one view, worked out once.
+    assert_eq!(h.server.scopes() - scopes, 1);
 }
 
 #[tokio::test]
