@@ -11,15 +11,16 @@ use anyhow::Context;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 use weft_control_plane::api::Api;
-use weft_control_plane::push::{PushOptions, PushServer, VIPS_FILE};
+use weft_control_plane::push::{PushOptions, PushServer, VIPS_FILE, WORKLOADS_FILE};
 use weft_control_plane::state;
 use weft_control_plane::store::{ConfigStore, FileStore};
 
 #[derive(Args)]
 pub struct ControlPlaneArgs {
     /// Where the control plane keeps its state: `config/` (the config store, YAML files
-    /// you may also edit by hand) and `api-token` [default: $WEFT_STATE_DIR, else
-    /// $XDG_STATE_HOME/weft, else ~/.local/state/weft].
+    /// you may also edit by hand), `api-token`, the services' VIPs and the registered
+    /// workloads [default: $WEFT_STATE_DIR, else $XDG_STATE_HOME/weft, else
+    /// ~/.local/state/weft].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// The address of the HTTP server: `/metrics` and the local API.
@@ -122,6 +123,7 @@ async fn serve(
             debounce_quiet: args.debounce_after,
             debounce_max: args.debounce_max,
             vips_file: Some(dir.join(VIPS_FILE)),
+            workloads_file: Some(dir.join(WORKLOADS_FILE)),
             ..PushOptions::default()
         },
         &mut registry,
