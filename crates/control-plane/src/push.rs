@@ -9,6 +9,7 @@
 
 mod conn;
 mod metrics;
+mod origins;
 mod saved;
 mod status;
 mod stream;
@@ -315,7 +316,7 @@ impl PushServer {
         let world = Arc::new(World::build(
             &prev,
             &stored,
-            &workloads,
+            workloads,
             &mut vips,
             &self.encodes,
         ));

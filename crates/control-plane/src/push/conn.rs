@@ -76,6 +76,11 @@ impl TypeState {
         self.wildcard || self.names.contains(name)
     }
 
+    /// Whether the proxy should have `name`: in its view and subscribed to.
+    pub fn should_have(&self, name: &str) -> bool {
+        self.wants(name) && self.view.contains_key(name)
+    }
+
     /// What the proxy should have: the part of its view it subscribed to.
     pub fn desired(&self) -> impl Iterator<Item = &Encoded> {
         self.view.values().filter(|e| self.wants(&e.name))

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use weft_xds::TYPES;
 
 use super::world::World;
-use super::{PushServer, lock};
-use crate::scope::ProxyKind;
+use super::{PushServer, lock, origins};
+use crate::scope::{ObjectKey, ProxyKind};
 use crate::store::{Distribution, Key};
 
 /// How long the status writer waits after a wake-up, so that a burst of ACKs makes one
@@ -71,10 +71,12 @@ pub(super) fn syncz(server: &PushServer) -> Value {
 }
 
 /// Keeps every object's distribution in the store up to date: woken by ACKs, NACKs
-/// and proxies coming and going, it counts, per object in some proxy's view, the
-/// proxies that should have it and those that have its current version. A pass reads
-/// every connection, so passes are at least `STATUS_INTERVAL` apart, however many ACKs
-/// a push to thousands of proxies brings.
+/// and proxies coming and going, it counts, per object that concerns some proxy, the
+/// proxies it concerns and those that have its current generation: a config object's
+/// own version, or for a registry source (ServiceEntry, WorkloadEntry, Service...) the
+/// current versions of the services it feeds. A pass reads every connection, so passes
+/// are at least `STATUS_INTERVAL` apart, however many ACKs a push to thousands of
+/// proxies brings.
 pub(super) async fn write_distribution(server: Arc<PushServer>) {
     let mut written: HashMap<Key, Distribution> = HashMap::new();
     let mut last: Option<Instant> = None;
@@ -85,19 +87,21 @@ pub(super) async fn write_distribution(server: Arc<PushServer>) {
         tokio::time::sleep_until(at).await;
         last = Some(Instant::now());
         let world = server.world();
-        let counts = count(&server, &world);
-        for entry in world.objects.values() {
-            let c = counts
-                .get(&*entry.encoded.name)
-                .copied()
-                .unwrap_or_default();
+        let tally = count(&server, &world);
+        for (key, entry) in &world.objects {
+            let c = if origins::SOURCE_KINDS.contains(&key.kind) {
+                tally.sources.get(key)
+            } else {
+                tally.config.get(&*entry.encoded.name)
+            };
+            let c = c.copied().unwrap_or_default();
             let d = Distribution {
                 generation: entry.generation,
                 applied: c.applied,
                 rejected: c.rejected,
                 total: c.total,
             };
-            // Objects no proxy ever had (registry sources, unused ones) get none.
+            // Objects that never concerned a proxy get none.
             if c.total == 0 && !written.contains_key(&entry.key) {
                 continue;
             }
@@ -110,7 +114,7 @@ pub(super) async fn write_distribution(server: Arc<PushServer>) {
     }
 }
 
-/// How many proxies have a resource's current version, refused it, should have it.
+/// How many proxies have an object's current generation, refused it, it concerns.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
     applied: u32,
@@ -118,9 +122,15 @@ struct Counts {
     total: u32,
 }
 
-/// The counts per config resource name. A proxy is up to date with the world's current
-/// version of a resource only (its own view may still be from an older world).
-fn count(server: &PushServer, world: &World) -> HashMap<Arc<str>, Counts> {
+/// The counts of one pass: config objects by resource name, registry sources by key.
+struct Tally<'w> {
+    config: HashMap<Arc<str>, Counts>,
+    sources: HashMap<&'w ObjectKey, Counts>,
+}
+
+/// Counts every connection. A proxy is up to date with the world's current versions
+/// only (its own view may still be from an older world).
+fn count<'w>(server: &PushServer, world: &'w World) -> Tally<'w> {
     let current: HashMap<&str, &str> = world
         .objects
         .values()
@@ -130,11 +140,12 @@ fn count(server: &PushServer, world: &World) -> HashMap<Arc<str>, Counts> {
         .values()
         .map(|p| Arc::clone(&p.conn))
         .collect();
-    let config = TYPES
-        .iter()
-        .position(|t| *t == weft_xds::CONFIG_TYPE)
-        .unwrap_or(1);
-    let mut counts: HashMap<Arc<str>, Counts> = HashMap::new();
+    let index = |url: &str| TYPES.iter().position(|t| *t == url).unwrap_or(0);
+    let (services, config) = (index(weft_xds::SERVICE_TYPE), index(weft_xds::CONFIG_TYPE));
+    let mut tally = Tally {
+        config: HashMap::new(),
+        sources: HashMap::new(),
+    };
     for conn in conns {
         let c = lock(&conn);
         let t = &c.types[config];
@@ -142,14 +153,40 @@ fn count(server: &PushServer, world: &World) -> HashMap<Arc<str>, Counts> {
             let Some(version) = current.get(&*e.name) else {
                 continue;
             };
-            let slot = counts.entry(Arc::clone(&e.name)).or_default();
-            slot.total += 1;
-            if t.acked.get(&e.name).is_some_and(|v| **v == **version) {
-                slot.applied += 1;
-            } else if t.rejected.get(&e.name).is_some_and(|v| **v == **version) {
-                slot.rejected += 1;
+            let slot = tally.config.entry(Arc::clone(&e.name)).or_default();
+            slot.add(
+                t.acked.get(&e.name).is_some_and(|v| **v == **version),
+                t.rejected.get(&e.name).is_some_and(|v| **v == **version),
+            );
+        }
+        let t = &c.types[services];
+        for (key, hosts) in world.feeds() {
+            let mut concerned = false;
+            let (mut current, mut refused) = (true, false);
+            for host in hosts.iter().filter(|h| t.should_have(h)) {
+                concerned = true;
+                let version = world.services.get(host).map(|e| &*e.version);
+                if t.acked.get(host.as_str()).map(|v| &**v) != version {
+                    current = false;
+                    refused |= t.rejected.get(host.as_str()).map(|v| &**v) == version;
+                }
+            }
+            if concerned {
+                tally.sources.entry(key).or_default().add(current, refused);
             }
         }
     }
-    counts
+    tally
+}
+
+impl Counts {
+    /// One more proxy concerned, up to date or having refused the current version.
+    fn add(&mut self, current: bool, refused: bool) {
+        self.total += 1;
+        if current {
+            self.applied += 1;
+        } else if refused {
+            self.rejected += 1;
+        }
+    }
 }

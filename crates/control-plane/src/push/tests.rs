@@ -615,3 +615,77 @@ async fn a_name_subscribed_again_is_resent_and_unsubscribing_under_a_wildcard_an
     let config = b.sync().await;
     assert_eq!(names(&config), [GW, R]);
 }
+
+const SELECTED: &str = "---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: sel, namespace: default}
+spec:
+  hosts: [sel.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: sel}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: sel-1, namespace: default}
+spec: {address: 127.0.0.2, labels: {app: sel}}
+";
+
+/// Waits until the object's distribution is (generation, applied, total).
+async fn distribution_becomes(
+    h: &Harness,
+    kind: weft_api::Kind,
+    name: &str,
+    want: (i64, u32, u32),
+) {
+    let key = crate::store::Key {
+        kind,
+        namespace: "default".into(),
+        name: name.into(),
+    };
+    let mut seen = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        seen = h.store.get(&key).and_then(|o| o.status.distribution);
+        if seen.is_some_and(|d| (d.generation, d.applied, d.total) == want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{kind} {name}: distribution {seen:?}, want {want:?}");
+}
+
+#[tokio::test]
+async fn registry_sources_count_the_proxies_that_have_the_services_they_feed() {
+    use weft_api::Kind::{ServiceEntry, WorkloadEntry};
+    let h = Harness::start("sources", &format!("{GATEWAY}{SELECTED}")).await;
+    let mut a = h.connect(gateway("a", &[("istio", "a")])).await;
+    a.sync().await;
+    distribution_becomes(&h, ServiceEntry, "v1", (1, 1, 1)).await;
+    distribution_becomes(&h, ServiceEntry, "sel", (1, 1, 1)).await;
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (1, 1, 1)).await;
+    // A proxy that has not answered its services yet is counted, not up to date.
+    let mut b = h.connect(gateway("b", &[("istio", "b")])).await;
+    b.recv_type(SERVICE_TYPE).await;
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (1, 1, 2)).await;
+    // A new generation of the endpoint counts once its service's new version is ACKed.
+    h.apply(&SELECTED.replace("127.0.0.2", "127.0.0.3")).await;
+    let moved = a.recv_type(SERVICE_TYPE).await;
+    assert_eq!(names(&moved), ["sel.example.com"]);
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (2, 0, 2)).await;
+    a.ack(&moved);
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (2, 1, 2)).await;
+    // Its ServiceEntry did not change, yet its service did: it is behind with `b` too.
+    distribution_becomes(&h, ServiceEntry, "sel", (1, 1, 2)).await;
+    let key = crate::store::Key {
+        kind: WorkloadEntry,
+        namespace: "default".into(),
+        name: "sel-1".into(),
+    };
+    let status = h.store.get(&key).unwrap().to_json()["status"].clone();
+    let reconciled = &status["conditions"][1];
+    assert_eq!(reconciled["type"], "Reconciled");
+    assert_eq!(reconciled["message"], "1/2 proxies up to date.");
+    assert_eq!(reconciled["status"], "False");
+}

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use weft_api::registry::{ConfigObjects, Registry, Service, VipAllocator, Workloads};
 use weft_api::{Kind, Object};
 
-use super::lock;
+use super::{lock, origins};
 use crate::scope::{self, Index, ObjectKey, Options, ProxyIdentity, ViewKey};
 use crate::store::{Key, StoredObject};
 
@@ -46,16 +46,6 @@ pub fn resource_name(kind: Kind, namespace: &str, name: &str) -> String {
     }
 }
 
-/// Kinds the registry reads: their effect reaches proxies as services.
-const REGISTRY_KINDS: [Kind; 6] = [
-    Kind::ServiceEntry,
-    Kind::WorkloadEntry,
-    Kind::WorkloadGroup,
-    Kind::Service,
-    Kind::Endpoints,
-    Kind::Pod,
-];
-
 /// What a proxy may have, per type (the order of `weft_xds::TYPES`: services, then
 /// config objects), by resource name. Shared by the proxies with the same view key.
 pub(crate) type View = [Arc<BTreeMap<Arc<str>, Encoded>>; 2];
@@ -75,6 +65,11 @@ pub(crate) struct World {
     /// The previous world's views: a type's view that came out the same is shared
     /// with it, so a stream sees at once that it has nothing new to send.
     previous: HashMap<ViewKey, View>,
+    /// The self-registered workloads it was built with.
+    workloads: Workloads,
+    /// Which services each registry-source object feeds (`origins`), worked out when
+    /// the status writer first asks.
+    feeds: OnceLock<HashMap<ObjectKey, Vec<String>>>,
 }
 
 impl World {
@@ -83,7 +78,7 @@ impl World {
     pub fn build(
         prev: &World,
         stored: &[Arc<StoredObject>],
-        workloads: &Workloads,
+        workloads: Workloads,
         vips: &mut VipAllocator,
         encodes: &AtomicU64,
     ) -> World {
@@ -102,10 +97,10 @@ impl World {
         }
         let sources: Vec<Object> = objects
             .values()
-            .filter(|e| REGISTRY_KINDS.contains(&e.object.kind))
+            .filter(|e| origins::SOURCE_KINDS.contains(&e.object.kind))
             .map(|e| (*e.object).clone())
             .collect();
-        let registry = Registry::from_sources(&[&ConfigObjects(&sources), workloads], vips);
+        let registry = Registry::from_sources(&[&ConfigObjects(&sources), &workloads], vips);
         let mut services = HashMap::with_capacity(registry.services.len());
         for (host, service) in &registry.services {
             let unchanged = prev
@@ -131,7 +126,15 @@ impl World {
             services,
             views: Mutex::default(),
             previous: lock(&prev.views).clone(),
+            workloads,
+            feeds: OnceLock::new(),
         }
+    }
+
+    /// The hosts of the services each registry-source object feeds.
+    pub fn feeds(&self) -> &HashMap<ObjectKey, Vec<String>> {
+        self.feeds
+            .get_or_init(|| origins::feeds(&self.index, &self.registry, &self.workloads))
     }
 
     /// What one proxy may have, and whether it had to be worked out (no proxy with the
