@@ -122,6 +122,9 @@ struct Counts {
     total: u32,
 }
 
+/// A service's host and current version.
+type HostVersion<'w> = (&'w str, Option<&'w str>);
+
 /// The counts of one pass: config objects by resource name, registry sources by key.
 struct Tally<'w> {
     config: HashMap<Arc<str>, Counts>,
@@ -142,6 +145,18 @@ fn count<'w>(server: &PushServer, world: &'w World) -> Tally<'w> {
         .collect();
     let index = |url: &str| TYPES.iter().position(|t| *t == url).unwrap_or(0);
     let (services, config) = (index(weft_xds::SERVICE_TYPE), index(weft_xds::CONFIG_TYPE));
+    // Each registry source's hosts with their services' current versions.
+    let feeds: Vec<(&ObjectKey, Vec<HostVersion>)> = world
+        .feeds()
+        .iter()
+        .map(|(key, hosts)| {
+            let current = hosts
+                .iter()
+                .map(|h| (h.as_str(), world.services.get(h).map(|e| &*e.version)))
+                .collect();
+            (key, current)
+        })
+        .collect();
     let mut tally = Tally {
         config: HashMap::new(),
         sources: HashMap::new(),
@@ -160,19 +175,18 @@ fn count<'w>(server: &PushServer, world: &'w World) -> Tally<'w> {
             );
         }
         let t = &c.types[services];
-        for (key, hosts) in world.feeds() {
+        for (key, hosts) in &feeds {
             let mut concerned = false;
             let (mut current, mut refused) = (true, false);
-            for host in hosts.iter().filter(|h| t.should_have(h)) {
+            for &(host, version) in hosts.iter().filter(|(h, _)| t.should_have(h)) {
                 concerned = true;
-                let version = world.services.get(host).map(|e| &*e.version);
-                if t.acked.get(host.as_str()).map(|v| &**v) != version {
+                if t.acked.get(host).map(|v| &**v) != version {
                     current = false;
-                    refused |= t.rejected.get(host.as_str()).map(|v| &**v) == version;
+                    refused |= t.rejected.get(host).map(|v| &**v) == version;
                 }
             }
             if concerned {
-                tally.sources.entry(key).or_default().add(current, refused);
+                tally.sources.entry(*key).or_default().add(current, refused);
             }
         }
     }
