@@ -5,17 +5,21 @@
 # each, sidecars spread over NAMESPACES namespaces, ACKing every response), then times
 # CHANGES changes of (a) one endpoint (a WorkloadEntry's address, behind a ServiceEntry
 # every proxy sees) and (b) one VirtualService (every proxy sees it): from `POST /apply`
-# until every stream has ACKed a response carrying the change. A fresh control plane per
-# N; its peak RSS (VmHWM) is read after both kinds ran. Prints Markdown tables for
-# BENCHMARKS.md.
+# until every stream has ACKed a response carrying the change. With AFFECT "one" the
+# changed service and VirtualService are exported to one namespace only, so a change
+# concerns one proxy in NAMESPACES (and the others must be sent nothing). Each change's
+# time goes to stderr; the control plane's CPU time per change is read from /proc. A
+# fresh control plane per N; its peak RSS (VmHWM) is read after all kinds ran. Prints
+# Markdown tables for BENCHMARKS.md.
 #
 # Settings (environment): STREAMS ("1000 2000"), NAMESPACES (10), CHANGES (30),
-# WEFT (a built weft binary; default: build --release).
+# AFFECT ("all one"), WEFT (a built weft binary; default: build --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 streams_list="${STREAMS:-1000 2000}"
 namespaces="${NAMESPACES:-10}"
 changes="${CHANGES:-30}"
+affect_list="${AFFECT:-all one}"
 target="${CARGO_TARGET_DIR:-target}"
 
 say() { echo "bench: $*" >&2; }
@@ -47,6 +51,7 @@ trap cleanup EXIT
 # Two file descriptors per stream on each side, and some.
 ulimit -n "$(ulimit -Hn)"
 
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 latency_rows=()
 memory_rows=()
 for n in $streams_list; do
@@ -61,10 +66,13 @@ for n in $streams_list; do
         sleep 0.1
     done
     rss_idle="$(awk '/VmRSS/ {print $2}' "/proc/$cp_pid/status")"
-    for kind in endpoint virtualservice; do
-        say "$n streams, $kind"
-        latency_rows+=("$("$client" --xds "$xds" --api "$api" --token "$state/api-token" \
-            --streams "$n" --namespaces "$namespaces" --changes "$changes" --kind "$kind")")
+    for affect in $affect_list; do
+        for kind in endpoint virtualservice; do
+            say "$n streams, $kind, affecting $affect"
+            latency_rows+=("$("$client" --xds "$xds" --api "$api" --token "$state/api-token" \
+                --streams "$n" --namespaces "$namespaces" --changes "$changes" --kind "$kind" \
+                --affect "$affect" --cp-pid "$cp_pid")")
+        done
     done
     # The control plane's own view: pilot_proxy_convergence_time over both kinds' batches.
     conv="$(curl -s "http://$api/metrics" | awk '
@@ -78,11 +86,13 @@ for n in $streams_list; do
     memory_rows+=("| $n | $(echo "$rss_idle" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$rss" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$hwm" | awk '{printf "%.1f MiB", $1/1024}') | $conv |")
 done
 
-echo "Change until every stream ACKed it (from POST /apply; 100 ms debounce included):"
+echo "Change until every affected stream ACKed it (from POST /apply; 100 ms debounce included):"
 echo
-echo "| change | streams | changes | p50 | p99 | max | connect + first sync of all streams | responses received |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| change | streams affected | changes | p50 | p99 | max | connect + first sync of all streams | responses sent during the changes | control plane CPU per change |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 printf '%s\n' "${latency_rows[@]}"
+echo
+echo "Load average (1, 5, 15 min): $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after."
 echo
 echo "Control plane memory:"
 echo

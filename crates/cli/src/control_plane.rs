@@ -11,15 +11,16 @@ use anyhow::Context;
 use clap::Args;
 use tracing_subscriber::EnvFilter;
 use weft_control_plane::api::Api;
-use weft_control_plane::push::{PushOptions, PushServer, VIPS_FILE};
+use weft_control_plane::push::{PushOptions, PushServer, VIPS_FILE, WORKLOADS_FILE};
 use weft_control_plane::state;
 use weft_control_plane::store::{ConfigStore, FileStore};
 
 #[derive(Args)]
 pub struct ControlPlaneArgs {
     /// Where the control plane keeps its state: `config/` (the config store, YAML files
-    /// you may also edit by hand) and `api-token` [default: $WEFT_STATE_DIR, else
-    /// $XDG_STATE_HOME/weft, else ~/.local/state/weft].
+    /// you may also edit by hand), `api-token`, the services' VIPs and the registered
+    /// workloads [default: $WEFT_STATE_DIR, else $XDG_STATE_HOME/weft, else
+    /// ~/.local/state/weft].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// The address of the HTTP server: `/metrics` and the local API.
@@ -32,6 +33,13 @@ pub struct ControlPlaneArgs {
     /// How often `config/` is checked for files edited by hand (`500ms`, `1s`).
     #[arg(long, default_value = "1s", value_parser = crate::proxy::parse_duration)]
     watch_interval: Duration,
+    /// Changes are pushed in batches: a batch ends once no change came for this long
+    /// (istiod's PILOT_DEBOUNCE_AFTER)...
+    #[arg(long, env = "PILOT_DEBOUNCE_AFTER", default_value = "100ms", value_parser = crate::proxy::parse_duration)]
+    debounce_after: Duration,
+    /// ...or this long after its first change (istiod's PILOT_DEBOUNCE_MAX, 10s there).
+    #[arg(long, env = "PILOT_DEBOUNCE_MAX", default_value = "1s", value_parser = crate::proxy::parse_duration)]
+    debounce_max: Duration,
     /// Log level (error, warn, info, debug, trace) or a tracing filter.
     #[arg(long, env = "WEFT_LOG", default_value = "info")]
     log: String,
@@ -112,7 +120,10 @@ async fn serve(
     let push = PushServer::new(
         Arc::clone(&store),
         PushOptions {
+            debounce_quiet: args.debounce_after,
+            debounce_max: args.debounce_max,
             vips_file: Some(dir.join(VIPS_FILE)),
+            workloads_file: Some(dir.join(WORKLOADS_FILE)),
             ..PushOptions::default()
         },
         &mut registry,

@@ -466,3 +466,65 @@ fn hand_edits_restarts_and_sigterm() {
         "the counter carries on across restarts"
     );
 }
+
+const RATINGS: &str = r#"{"name": "ratings-1", "namespace": "default", "labels": {"app": "ratings"},
+  "serviceAccount": "ratings", "address": "10.0.0.7", "ports": {"http": 9080}}"#;
+
+#[test]
+fn registered_workloads_survive_a_restart() {
+    let state = StateDir::new("workloads");
+    let mut cp = ControlPlane::start(&state);
+    let auth = format!("Authorization: Bearer {}", cp.token());
+    let call = |cp: &ControlPlane, method: &str, path: &str, body: Option<&str>| {
+        let url = cp.url(path);
+        let mut args = vec!["-H", &auth, "-X", method, &url];
+        if let Some(body) = body {
+            args.extend(["--data", body]);
+        }
+        curl(&args)
+    };
+    let list = |cp: &ControlPlane| -> Value {
+        serde_json::from_str(&call(cp, "GET", "/v1/workloads", None).body).unwrap()
+    };
+    assert_eq!(
+        call(&cp, "POST", "/v1/workloads", Some(RATINGS)).status,
+        201
+    );
+    let reviews = RATINGS
+        .replace("ratings", "reviews")
+        .replace("10.0.0.7", "10.0.0.8");
+    assert_eq!(
+        call(&cp, "POST", "/v1/workloads", Some(&reviews)).status,
+        201
+    );
+    // A deregistration is kept as well.
+    assert_eq!(
+        call(&cp, "DELETE", "/v1/workloads/default/reviews-1", None).status,
+        200
+    );
+    let before = list(&cp);
+    assert_eq!(cp.terminate(), Some(0), "{}", cp.log_text());
+    drop(cp);
+    let saved = state.0.join("workloads.json");
+    assert!(
+        saved.exists(),
+        "the registrations are in the state directory"
+    );
+    assert!(!saved.with_extension("json.tmp").exists());
+
+    let cp = ControlPlane::start(&state);
+    let after = list(&cp);
+    assert_eq!(after, before, "the registrations survive the restart");
+    let names: Vec<&str> = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ratings-1"]);
+    assert_eq!(after["items"][0]["address"], "10.0.0.7");
+    // The workload registering again when it restarts too changes nothing.
+    let again = call(&cp, "POST", "/v1/workloads", Some(RATINGS));
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(list(&cp), before);
+}

@@ -3,10 +3,15 @@
 //! `weft control-plane`, each a real `DeltaConfig` stream on its own connection with
 //! its own node (sidecars spread over namespaces), ACKing every response; then, change
 //! after change, applies one object through the local API and measures the time until
-//! every stream has ACKed a response carrying the change. Prints one Markdown row.
+//! every affected stream has ACKed a response carrying the change. Prints each change's
+//! timing on stderr and one Markdown row on stdout.
 //!
 //! `xds_load --xds ADDR --api ADDR --token FILE --streams N --namespaces K
-//!  --changes R --kind endpoint|virtualservice`
+//!  --changes R --kind endpoint|virtualservice [--affect all|one] [--cp-pid PID]`
+//!
+//! `--affect one` exports the changed service and VirtualService to the namespace
+//! `ns-0` only, so that a change concerns one stream in K; the others must receive
+//! nothing. `--cp-pid` reads the control plane's CPU time around the changes.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::HashMap;
@@ -29,6 +34,9 @@ struct Args {
     namespaces: usize,
     changes: usize,
     kind: String,
+    /// Only the streams of `ns-0` are affected by the changes.
+    one_namespace: bool,
+    cp_pid: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -40,6 +48,8 @@ fn parse_args() -> Result<Args, Error> {
         namespaces: 10,
         changes: 30,
         kind: "endpoint".into(),
+        one_namespace: false,
+        cp_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,18 +66,35 @@ fn parse_args() -> Result<Args, Error> {
             "--namespaces" => a.namespaces = value.parse()?,
             "--changes" => a.changes = value.parse()?,
             "--kind" => a.kind = value,
+            "--affect" => a.one_namespace = value == "one",
+            "--cp-pid" => a.cp_pid = Some(value.parse()?),
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
     Ok(a)
 }
 
-/// The change being measured: the bytes that show a response carries it, and how many
-/// streams have ACKed one.
+impl Args {
+    /// Whether stream `i` sees the changed objects.
+    fn affected(&self, i: usize) -> bool {
+        !self.one_namespace || i.is_multiple_of(self.namespaces)
+    }
+
+    fn affected_count(&self) -> usize {
+        (0..self.streams).filter(|i| self.affected(*i)).count()
+    }
+}
+
+/// The change being measured: the bytes that show a response carries it, how many
+/// affected streams have ACKed one, and when the first and the last did.
 struct Round {
     id: u64,
     marker: Vec<u8>,
+    started: Instant,
     acked: AtomicUsize,
+    /// Microseconds from `started`: the first and the last affected stream's ACK.
+    first_us: AtomicU64,
+    last_us: AtomicU64,
     done: Notify,
 }
 
@@ -78,6 +105,8 @@ struct Shared {
     synced: AtomicUsize,
     synced_changed: Notify,
     responses: AtomicU64,
+    /// Responses carrying a change that reached a stream it should not have.
+    strays: AtomicU64,
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -118,8 +147,7 @@ async fn stream(
         service_account: "default".into(),
         version: "weft-bench".into(),
         // Simulated proxies have no admin API to read config dumps from.
-        admin_address: String::new(),
-        ip_addresses: Vec::new(),
+        ..Default::default()
     };
     // At most a few connects at a time: a burst overflows the listener's backlog.
     let permit = gate.acquire().await?;
@@ -138,6 +166,7 @@ async fn stream(
         .await?
         .into_inner();
     drop(permit);
+    let affected = args.affected(i);
     let mut first_seen = [false; 2];
     let mut counted_round = 0;
     while let Some(resp) = inbound.message().await? {
@@ -162,17 +191,25 @@ async fn stream(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        if let Some(round) = round
-            && round.id != counted_round
+        let Some(round) = round else { continue };
+        let carries = round.id != counted_round
             && resp
                 .resources
                 .iter()
-                .any(|r| contains(&r.body, &round.marker))
-        {
-            counted_round = round.id;
-            if round.acked.fetch_add(1, Ordering::Relaxed) + 1 == args.streams {
-                round.done.notify_one();
-            }
+                .any(|r| contains(&r.body, &round.marker));
+        if !carries {
+            continue;
+        }
+        counted_round = round.id;
+        if !affected {
+            shared.strays.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        let at = u64::try_from(round.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        round.first_us.fetch_min(at, Ordering::Relaxed);
+        round.last_us.fetch_max(at, Ordering::Relaxed);
+        if round.acked.fetch_add(1, Ordering::Relaxed) + 1 == args.affected_count() {
+            round.done.notify_one();
         }
     }
     Ok(())
@@ -200,8 +237,17 @@ async fn apply(args: &Args, namespace: &str, yaml: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// `exportTo` of the changed service and VirtualService: everywhere, or `ns-0`.
+fn export_to(args: &Args) -> &'static str {
+    if args.one_namespace {
+        "[ns-0]"
+    } else {
+        "[\"*\"]"
+    }
+}
+
 /// Each namespace's own config (a service with a route, visible there only), and the
-/// mesh-wide service `shared.mesh.example` whose endpoint and route the rounds change.
+/// service `shared.mesh.example` whose endpoint and route the rounds change.
 fn background(args: &Args) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = (0..args.namespaces)
         .map(|k| {
@@ -232,16 +278,19 @@ spec:
         .collect();
     out.push((
         "mesh".into(),
-        "apiVersion: networking.istio.io/v1
+        format!(
+            "apiVersion: networking.istio.io/v1
 kind: ServiceEntry
-metadata: {name: shared, namespace: mesh}
+metadata: {{name: shared, namespace: mesh}}
 spec:
   hosts: [shared.mesh.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
+  exportTo: {}
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
   resolution: STATIC
-  workloadSelector: {labels: {app: shared}}
-"
-        .into(),
+  workloadSelector: {{labels: {{app: shared}}}}
+",
+            export_to(args)
+        ),
     ));
     out.push(("mesh".into(), change(args, 0).1));
     out
@@ -269,10 +318,12 @@ kind: VirtualService
 metadata: {{name: shared, namespace: mesh}}
 spec:
   hosts: [shared.mesh.example]
+  exportTo: {}
   http:
   - name: {name}
     route: [{{destination: {{host: shared.mesh.example}}}}]
-"
+",
+            export_to(args)
         );
         (format!("\"{name}\"").into_bytes(), yaml)
     }
@@ -287,6 +338,65 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The process's CPU time (user + system, all threads) from `/proc/PID/stat`, whose
+/// figures are in clock ticks of 1/100 s (Linux's `USER_HZ`).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Connects every stream and waits until each has its first responses.
+async fn connect_all(args: &Arc<Args>, shared: &Arc<Shared>) -> Result<Duration, Error> {
+    let connecting = Instant::now();
+    let gate = Arc::new(Semaphore::new(64));
+    for i in 0..args.streams {
+        let (args, shared, gate) = (Arc::clone(args), Arc::clone(shared), Arc::clone(&gate));
+        tokio::spawn(proxy(i, args, shared, gate));
+    }
+    while shared.synced.load(Ordering::Relaxed) < args.streams {
+        if connecting.elapsed() > Duration::from_secs(120) {
+            return Err("streams did not all sync within 120 s".into());
+        }
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), shared.synced_changed.notified()).await;
+    }
+    Ok(connecting.elapsed())
+}
+
+/// Applies change `r` and waits until every affected stream has ACKed it: the time
+/// to the first and to the last ACK.
+async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<(Duration, Duration), Error> {
+    let (marker, yaml) = change(args, r);
+    let round = Arc::new(Round {
+        id: r,
+        marker,
+        started: Instant::now(),
+        acked: AtomicUsize::new(0),
+        first_us: AtomicU64::new(u64::MAX),
+        last_us: AtomicU64::new(0),
+        done: Notify::new(),
+    });
+    *shared.round.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&round));
+    apply(args, "mesh", &yaml).await?;
+    if tokio::time::timeout(Duration::from_secs(10), round.done.notified())
+        .await
+        .is_err()
+    {
+        return Err(format!(
+            "change {r}: only {}/{} streams ACKed it within 10 s",
+            round.acked.load(Ordering::Relaxed),
+            args.affected_count()
+        )
+        .into());
+    }
+    let us = |a: &AtomicU64| Duration::from_micros(a.load(Ordering::Relaxed));
+    Ok((us(&round.first_us), us(&round.last_us)))
+}
+
 async fn run(args: Args) -> Result<(), Error> {
     for (ns, yaml) in background(&args) {
         apply(&args, &ns, &yaml).await?;
@@ -297,68 +407,65 @@ async fn run(args: Args) -> Result<(), Error> {
         synced: AtomicUsize::new(0),
         synced_changed: Notify::new(),
         responses: AtomicU64::new(0),
+        strays: AtomicU64::new(0),
     });
-    let connecting = Instant::now();
-    let gate = Arc::new(Semaphore::new(64));
-    for i in 0..args.streams {
-        let (args, shared, gate) = (Arc::clone(&args), Arc::clone(&shared), Arc::clone(&gate));
-        tokio::spawn(proxy(i, args, shared, gate));
-    }
-    while shared.synced.load(Ordering::Relaxed) < args.streams {
-        if connecting.elapsed() > Duration::from_secs(120) {
-            return Err("streams did not all sync within 120 s".into());
-        }
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), shared.synced_changed.notified()).await;
-    }
-    let connect_time = connecting.elapsed();
+    let connect_time = connect_all(&args, &shared).await?;
     // Let the status writer and the first pushes settle.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let responses_before = shared.responses.load(Ordering::Relaxed);
+    let cpu_before = args.cp_pid.and_then(cpu_time);
+    let own_before = cpu_time(std::process::id());
     let mut times = Vec::with_capacity(args.changes);
     for r in 1..=args.changes as u64 {
-        let (marker, yaml) = change(&args, r);
-        let round = Arc::new(Round {
-            id: r,
-            marker,
-            acked: AtomicUsize::new(0),
-            done: Notify::new(),
-        });
-        *shared.round.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&round));
-        let started = Instant::now();
-        apply(&args, "mesh", &yaml).await?;
-        if tokio::time::timeout(Duration::from_secs(10), round.done.notified())
-            .await
-            .is_err()
-        {
-            return Err(format!(
-                "change {r}: only {}/{} streams ACKed it within 10 s",
-                round.acked.load(Ordering::Relaxed),
-                args.streams
-            )
-            .into());
-        }
-        times.push(started.elapsed());
+        let (first, last) = one_change(&args, &shared, r).await?;
+        eprintln!(
+            "xds_load: {} {}/{} streams: change {r}: first ACK {}, last {}",
+            args.kind,
+            args.affected_count(),
+            args.streams,
+            ms(first),
+            ms(last),
+        );
+        times.push(last);
         // Apart enough that each change is its own debounced batch.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    let cpu = match (cpu_before, args.cp_pid.and_then(cpu_time)) {
+        (Some(a), Some(b)) => ms((b.saturating_sub(a)) / args.changes.max(1) as u32),
+        _ => "-".into(),
+    };
+    if let (Some(a), Some(b)) = (own_before, cpu_time(std::process::id())) {
+        eprintln!(
+            "xds_load: the load client's own CPU per change: {}",
+            ms((b.saturating_sub(a)) / args.changes.max(1) as u32)
+        );
+    }
+    let strays = shared.strays.load(Ordering::Relaxed);
+    if strays > 0 {
+        return Err(format!("{strays} unaffected streams were sent a change").into());
+    }
     times.sort();
     println!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+        "| {} | {} of {} | {} | {} | {} | {} | {} | {} | {} |",
         args.kind,
+        args.affected_count(),
         args.streams,
         args.changes,
         ms(percentile(&times, 0.5)),
         ms(percentile(&times, 0.99)),
         ms(times.last().copied().unwrap_or_default()),
         ms(connect_time),
-        shared.responses.load(Ordering::Relaxed),
+        shared.responses.load(Ordering::Relaxed) - responses_before,
+        cpu,
     );
     Ok(())
 }
 
 fn main() {
     let result = parse_args().and_then(|args| {
-        tokio::runtime::Builder::new_current_thread()
+        // Two threads, as the proxies it stands for would not wait for one another.
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
             .enable_all()
             .build()?
             .block_on(run(args))

@@ -9,6 +9,8 @@
 
 mod conn;
 mod metrics;
+mod origins;
+mod saved;
 mod status;
 mod stream;
 mod world;
@@ -41,6 +43,19 @@ use world::World;
 
 /// The file in the state directory that keeps the services' virtual IPs across restarts.
 pub const VIPS_FILE: &str = "vips.json";
+/// The file in the state directory that keeps the self-registered workloads.
+pub const WORKLOADS_FILE: &str = "workloads.json";
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    Created,
+    /// A workload of that namespace and name was registered with other details.
+    Replaced,
+    /// The same workload was registered already (after a restart of the control plane,
+    /// say).
+    Unchanged,
+}
 
 /// How the push server batches changes.
 #[derive(Debug, Clone)]
@@ -52,6 +67,9 @@ pub struct PushOptions {
     pub scope: Options,
     /// Where the VIP allocator is kept (`STATE/vips.json`); `None` keeps it in memory.
     pub vips_file: Option<PathBuf>,
+    /// Where the self-registered workloads are kept (`STATE/workloads.json`); `None`
+    /// keeps them in memory.
+    pub workloads_file: Option<PathBuf>,
 }
 
 impl Default for PushOptions {
@@ -61,6 +79,7 @@ impl Default for PushOptions {
             debounce_max: Duration::from_secs(1),
             scope: Options::default(),
             vips_file: None,
+            workloads_file: None,
         }
     }
 }
@@ -104,7 +123,8 @@ pub struct PushServer {
     encodes: AtomicU64,
     /// How many batches were pushed so far.
     batches: AtomicU64,
-    /// How many proxy views were worked out (`scope()` calls).
+    /// How many proxy views were worked out (`scope()` calls; proxies with the same
+    /// view key share one).
     scopes: AtomicU64,
     metrics: PushMetrics,
     converging: Mutex<Vec<Converging>>,
@@ -126,9 +146,13 @@ impl PushServer {
     ) -> Arc<PushServer> {
         let vips = opts
             .vips_file
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .as_deref()
+            .map(saved::load_vips)
+            .unwrap_or_default();
+        let workloads = opts
+            .workloads_file
+            .as_deref()
+            .map(saved::load_workloads)
             .unwrap_or_default();
         let server = Arc::new(PushServer {
             store,
@@ -136,7 +160,7 @@ impl PushServer {
             world: Mutex::new(Arc::new(World::default())),
             peers: Mutex::new(BTreeMap::new()),
             next_peer: AtomicU64::new(1),
-            workloads: Mutex::new(Workloads::default()),
+            workloads: Mutex::new(workloads),
             vips: Mutex::new(vips),
             kick: Notify::new(),
             status_dirty: Notify::new(),
@@ -156,7 +180,11 @@ impl PushServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Each response is one small write that must leave at once: without
+        // TCP_NODELAY, Nagle's algorithm holds it while an earlier segment (a PING, a
+        // WINDOW_UPDATE) waits for the proxy's delayed ACK, up to tens of milliseconds.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .add_service(weft_xds::ConfigDiscoveryServer::new(stream::Service(
@@ -232,8 +260,8 @@ impl PushServer {
             None => peers.iter().collect(),
             Some(keys) => {
                 let all: Vec<(&u64, &Peer)> = peers.iter().collect();
-                let identities: Vec<ProxyIdentity> =
-                    all.iter().map(|(_, p)| p.identity.clone()).collect();
+                let identities: Vec<&ProxyIdentity> =
+                    all.iter().map(|(_, p)| &p.identity).collect();
                 let hit = scope::affected(
                     Snapshot {
                         index: &before.index,
@@ -288,14 +316,14 @@ impl PushServer {
         let world = Arc::new(World::build(
             &prev,
             &stored,
-            &workloads,
+            workloads,
             &mut vips,
             &self.encodes,
         ));
         if *vips != before
             && let Some(path) = &self.opts.vips_file
         {
-            save_vips(path, &vips);
+            saved::save_vips(path, &vips);
         }
         *lock(&self.world) = Arc::clone(&world);
         world
@@ -306,20 +334,38 @@ impl PushServer {
     }
 
     /// Adds or replaces a self-registered workload; the change is pushed like a config
-    /// change.
-    pub fn register_workload(&self, workload: Workload) {
-        if lock(&self.workloads).register(workload) {
-            self.kick.notify_one();
+    /// change, and kept in the state directory.
+    pub fn register_workload(&self, workload: Workload) -> Registered {
+        let mut workloads = lock(&self.workloads);
+        let created = workloads.get(&workload.namespace, &workload.name).is_none();
+        if !workloads.register(workload) {
+            return Registered::Unchanged;
+        }
+        self.workloads_changed(&workloads);
+        if created {
+            Registered::Created
+        } else {
+            Registered::Replaced
         }
     }
 
     /// Removes a self-registered workload; returns it, if it was registered.
     pub fn deregister_workload(&self, namespace: &str, name: &str) -> Option<Workload> {
-        let removed = lock(&self.workloads).deregister(namespace, name);
+        let mut workloads = lock(&self.workloads);
+        let removed = workloads.deregister(namespace, name);
         if removed.is_some() {
-            self.kick.notify_one();
+            self.workloads_changed(&workloads);
         }
         removed
+    }
+
+    /// Saves the workloads (under their lock, so that saves land in order) and pushes
+    /// the change.
+    fn workloads_changed(&self, workloads: &Workloads) {
+        if let Some(path) = &self.opts.workloads_file {
+            saved::save_workloads(path, workloads);
+        }
+        self.kick.notify_one();
     }
 
     /// The self-registered workloads, by namespace and name.
@@ -338,8 +384,8 @@ impl PushServer {
         self.batches.load(Ordering::Relaxed)
     }
 
-    /// How many proxy views have been worked out: a change costs one per proxy it
-    /// affects.
+    /// How many proxy views have been worked out: a change costs at most one per proxy
+    /// it affects, one per view key.
     pub fn scopes(&self) -> u64 {
         self.scopes.load(Ordering::Relaxed)
     }
@@ -366,7 +412,7 @@ impl PushServer {
             let list: Vec<Value> = conn
                 .types
                 .iter()
-                .flat_map(|t| t.desired.values())
+                .flat_map(|t| t.desired())
                 .filter(|e| e.name.starts_with(kind))
                 .filter_map(|e| serde_json::from_slice::<Value>(&e.body).ok())
                 .map(|o| {
@@ -467,16 +513,4 @@ pub enum ProxyLookupError {
     NotConnected(String),
     #[error("proxy {0:?} did not give its admin address (an older proxy?)")]
     NoAdmin(String),
-}
-
-/// Writes the VIPs next to the config (write then rename, so a crash leaves the old).
-fn save_vips(path: &std::path::Path, vips: &VipAllocator) {
-    let tmp = path.with_extension("json.tmp");
-    let result = serde_json::to_vec_pretty(vips)
-        .map_err(std::io::Error::other)
-        .and_then(|b| std::fs::write(&tmp, b))
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        tracing::warn!(path = %path.display(), error = %e, "cannot save the service VIPs");
-    }
 }

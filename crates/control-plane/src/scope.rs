@@ -15,7 +15,7 @@ use weft_api::registry::{Registry, Service};
 use weft_api::{Kind, Object, Spec};
 
 pub use affected::{Snapshot, affected};
-pub use index::{Index, ObjectKey};
+pub use index::{Index, ObjectKey, ViewKey};
 
 /// What a proxy is: a sidecar next to one workload, or a standalone gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

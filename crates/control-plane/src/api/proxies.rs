@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use weft_api::registry::Workload;
 
 use super::{Query, json_response, method_not_allowed, no_such_path, read_body, status};
-use crate::push::{ProxyLookupError, PushServer};
+use crate::push::{ProxyLookupError, PushServer, Registered};
 
 /// How long a proxy's admin API may take to answer.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -152,15 +152,9 @@ fn register(push: &PushServer, body: &str) -> Response<Full<Bytes>> {
     if let Some(problem) = check(&workload) {
         return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", problem);
     }
-    let created = !push
-        .workloads()
-        .iter()
-        .any(|w| w.namespace == workload.namespace && w.name == workload.name);
-    push.register_workload(workload.clone());
-    let code = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let code = match push.register_workload(workload.clone()) {
+        Registered::Created => StatusCode::CREATED,
+        Registered::Replaced | Registered::Unchanged => StatusCode::OK,
     };
     json_response(code, &json!(workload))
 }

@@ -62,6 +62,9 @@ pub struct PushMetrics {
     pushes: Family<TypeLabels, IstioCounter>,
     rejects: Family<TypeLabels, IstioCounter>,
     push_time: Family<TypeLabels, Histogram>,
+    /// Each type's counter and histogram, looked up once: a push to thousands of
+    /// streams records thousands of samples.
+    per_type: Vec<(&'static str, IstioCounter, Histogram)>,
     convergence: Histogram,
     connected: Family<VersionLabels, Gauge>,
 }
@@ -74,15 +77,27 @@ fn type_labels(type_url: &str) -> TypeLabels {
 
 impl PushMetrics {
     pub fn register(registry: &mut Registry) -> PushMetrics {
-        let m = PushMetrics {
+        let mut m = PushMetrics {
             pushes: Family::default(),
             rejects: Family::default(),
             push_time: Family::new_with_constructor(|| {
                 Histogram::new(PUSH_TIME_BUCKETS.iter().copied())
             }),
+            per_type: Vec::new(),
             convergence: Histogram::new(CONVERGENCE_BUCKETS.iter().copied()),
             connected: Family::default(),
         };
+        m.per_type = weft_xds::TYPES
+            .iter()
+            .map(|t| {
+                let labels = type_labels(t);
+                (
+                    *t,
+                    m.pushes.get_or_create(&labels).clone(),
+                    m.push_time.get_or_create(&labels).clone(),
+                )
+            })
+            .collect();
         registry.register(
             "pilot_xds_pushes",
             "Responses sent to proxies, by resource type",
@@ -113,11 +128,19 @@ impl PushMetrics {
     }
 
     pub(super) fn pushed(&self, type_url: &str, took: Duration) {
-        let labels = type_labels(type_url);
-        self.pushes.get_or_create(&labels).0.inc();
-        self.push_time
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        match self.per_type.iter().find(|(t, _, _)| *t == type_url) {
+            Some((_, count, time)) => {
+                count.0.inc();
+                time.observe(took.as_secs_f64());
+            }
+            None => {
+                let labels = type_labels(type_url);
+                self.pushes.get_or_create(&labels).0.inc();
+                self.push_time
+                    .get_or_create(&labels)
+                    .observe(took.as_secs_f64());
+            }
+        }
     }
 
     pub(super) fn nack(&self, type_url: &str) {

@@ -12,7 +12,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use weft_xds::{DeltaConfigRequest, DeltaConfigResponse, Node, ProxyMode, TYPES};
 
-use super::conn::{Connection, Received};
+use super::conn::{Answer, Connection};
 use super::{PushServer, lock};
 use crate::scope::{ProxyIdentity, ProxyKind};
 
@@ -134,19 +134,21 @@ impl StreamTask<'_> {
         }
     }
 
-    /// Takes one request; a subscription works out the view first.
+    /// Takes one request; a type's first works out the view first.
     fn take(&mut self, req: &DeltaConfigRequest) -> Result<(), super::conn::ProtocolError> {
         let received = lock(self.conn).on_request(req)?;
-        match received {
-            Received::Subscribed => self.refresh(),
-            Received::Ack => self.server.status_dirty.notify_one(),
-            Received::Nack(reason) => {
+        if received.first {
+            self.refresh();
+        }
+        match received.answer {
+            Answer::Ack => self.server.status_dirty.notify_one(),
+            Answer::Nack(reason) => {
                 let name = lock(self.conn).name.clone();
                 tracing::warn!(proxy = %name, type_url = %req.type_url, %reason, "config refused (NACK)");
                 self.server.metrics.nack(&req.type_url);
                 self.server.status_dirty.notify_one();
             }
-            Received::Stale => {}
+            Answer::None | Answer::Stale => {}
         }
         Ok(())
     }
@@ -159,10 +161,12 @@ impl StreamTask<'_> {
         }
         self.world_seen = world.generation;
         let identity = lock(self.conn).identity.clone();
-        self.server
-            .scopes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let view = world.view(&identity, &self.server.opts.scope);
+        let (view, worked_out) = world.view(&identity, &self.server.opts.scope);
+        if worked_out {
+            self.server
+                .scopes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         lock(self.conn).set_view(view);
     }
 

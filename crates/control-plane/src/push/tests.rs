@@ -98,6 +98,11 @@ impl Harness {
     async fn connect(&self, node: Node) -> Client {
         Client::connect(&self.addr, node, [HashMap::new(), HashMap::new()]).await
     }
+
+    /// A stream that subscribes to services with `*` and to config by `names`.
+    async fn connect_named(&self, node: Node, names: &[&str]) -> Client {
+        Client::open(&self.addr, node, [&["*"], names], Default::default()).await
+    }
 }
 
 /// A raw client: sends requests, reads responses.
@@ -107,17 +112,27 @@ struct Client {
 }
 
 impl Client {
-    /// Opens a stream and subscribes to both types with the versions given.
+    /// Opens a stream and subscribes to both types (`*`) with the versions given.
     async fn connect(addr: &str, node: Node, have: [HashMap<String, String>; 2]) -> Client {
+        Client::open(addr, node, [&["*"], &["*"]], have).await
+    }
+
+    /// Opens a stream and subscribes to each type by the names given.
+    async fn open(
+        addr: &str,
+        node: Node,
+        names: [&[&str]; 2],
+        have: [HashMap<String, String>; 2],
+    ) -> Client {
         let mut client = ConfigDiscoveryClient::connect(addr.to_string())
             .await
             .unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
-        for (i, (t, versions)) in TYPES.iter().zip(have).enumerate() {
+        for (i, ((t, versions), names)) in TYPES.iter().zip(have).zip(names).enumerate() {
             tx.send(DeltaConfigRequest {
                 node: (i == 0).then(|| node.clone()),
                 type_url: t.to_string(),
-                resource_names_subscribe: vec!["*".into()],
+                resource_names_subscribe: names.iter().map(ToString::to_string).collect(),
                 initial_resource_versions: versions,
                 ..Default::default()
             })
@@ -161,6 +176,19 @@ impl Client {
             .send(DeltaConfigRequest {
                 type_url: r.type_url.clone(),
                 response_nonce: r.nonce.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    /// Changes the config subscription (with no nonce, or ACKing `ack`).
+    fn subscribe(&self, ack: Option<&DeltaConfigResponse>, add: &[&str], drop: &[&str]) {
+        self.tx
+            .send(DeltaConfigRequest {
+                type_url: CONFIG_TYPE.into(),
+                response_nonce: ack.map(|r| r.nonce.clone()).unwrap_or_default(),
+                resource_names_subscribe: add.iter().map(ToString::to_string).collect(),
+                resource_names_unsubscribe: drop.iter().map(ToString::to_string).collect(),
                 ..Default::default()
             })
             .unwrap();
@@ -419,7 +447,7 @@ async fn a_burst_of_applies_becomes_a_few_pushes() {
 }
 
 #[tokio::test]
-async fn each_version_is_encoded_once_whatever_the_number_of_streams() {
+async fn each_version_is_encoded_once_and_each_view_worked_out_once() {
     let h = Harness::start("encode", GATEWAY).await;
     let mut clients = Vec::new();
     for name in ["a", "b", "c"] {
@@ -428,12 +456,15 @@ async fn each_version_is_encoded_once_whatever_the_number_of_streams() {
         clients.push(c);
     }
     let before = h.server.encodes();
+    let scopes = h.server.scopes();
     h.apply(&route("r", 200)).await;
     for c in &mut clients {
         let r = c.recv().await;
         assert_eq!(names(&r), ["VirtualService/default/r"]);
     }
     assert_eq!(h.server.encodes() - before, 1);
+    // Alike proxies share one view, worked out once.
+    assert_eq!(h.server.scopes() - scopes, 1);
 }
 
 #[tokio::test]
@@ -496,4 +527,166 @@ async fn a_batch_converges_when_every_affected_proxy_has_answered() {
         text.contains("pilot_xds_pushes{type=\"config\"} "),
         "{text}"
     );
+}
+
+const R: &str = "VirtualService/default/r";
+const S: &str = "VirtualService/default/s";
+const T: &str = "VirtualService/default/t";
+const GW: &str = "Gateway/default/gw";
+
+#[tokio::test]
+async fn named_subscriptions_get_what_they_name_and_a_missing_name_is_answered_removed() {
+    let yaml = format!("{GATEWAY}---\n{}---\n{}", route("r", 200), route("s", 200));
+    let h = Harness::start("named", &yaml).await;
+    let mut a = h
+        .connect_named(gateway("a", &[("istio", "a")]), &[R, T])
+        .await;
+    let services = a.recv_type(SERVICE_TYPE).await;
+    a.ack(&services);
+    // Only what it named; `t` does not exist, which it is told at once.
+    let config = a.recv_type(CONFIG_TYPE).await;
+    assert_eq!(names(&config), [R]);
+    assert_eq!(config.removed_resources, [T]);
+    a.ack(&config);
+    // A change to what it did not name is not sent.
+    h.apply(&route("s", 503)).await;
+    assert!(a.recv_within(Duration::from_millis(400)).await.is_none());
+    // A named resource that comes to exist is sent.
+    h.apply(&route("t", 200)).await;
+    let created = a.recv().await;
+    assert_eq!(names(&created), [T]);
+    // A subscription may change on an ACK.
+    a.subscribe(Some(&created), &[GW], &[]);
+    let added = a.recv().await;
+    assert_eq!(names(&added), [GW]);
+    assert!(added.removed_resources.is_empty());
+    a.ack(&added);
+    // Unsubscribing is not answered, and changes to that resource stop.
+    a.subscribe(None, &[], &[R]);
+    h.apply(&route("r", 503)).await;
+    assert!(a.recv_within(Duration::from_millis(400)).await.is_none());
+    // `*` later: everything else in its view, `r` again as it dropped it.
+    a.subscribe(None, &["*"], &[]);
+    let all = a.recv().await;
+    assert_eq!(names(&all), [R, S]);
+    a.ack(&all);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(state_of(&h.server, "a", "CONFIG")["state"], "SYNCED");
+    assert_eq!(state_of(&h.server, "a", "CONFIG")["resources"], 4);
+}
+
+#[tokio::test]
+async fn a_name_subscribed_again_is_resent_and_unsubscribing_under_a_wildcard_answers() {
+    let h = Harness::start("resubscribe", &format!("{GATEWAY}---\n{}", route("r", 200))).await;
+    let mut a = h.connect(gateway("a", &[("istio", "a")])).await;
+    a.sync().await;
+    // The proxy may have forgotten what it holds: a name subscribed again is sent.
+    a.subscribe(None, &[R], &[]);
+    let again = a.recv().await;
+    assert_eq!(names(&again), [R]);
+    a.ack(&again);
+    a.subscribe(None, &["VirtualService/default/missing"], &[]);
+    let missing = a.recv().await;
+    assert!(missing.resources.is_empty());
+    assert_eq!(
+        missing.removed_resources,
+        ["VirtualService/default/missing"]
+    );
+    a.ack(&missing);
+    // With `*` as well, dropping a name must say whether the wildcard still covers it.
+    a.subscribe(None, &[], &[R]);
+    let kept = a.recv().await;
+    assert_eq!(names(&kept), [R]);
+    a.ack(&kept);
+    a.subscribe(None, &[], &["VirtualService/default/missing"]);
+    let gone = a.recv().await;
+    assert_eq!(gone.removed_resources, ["VirtualService/default/missing"]);
+    a.ack(&gone);
+    // A name it is not subscribed to: nothing to say.
+    a.subscribe(None, &[], &["VirtualService/default/never"]);
+    assert!(a.recv_within(Duration::from_millis(300)).await.is_none());
+    // A first request that names nothing subscribes to everything (the legacy form).
+    let mut b = Client::open(
+        &h.addr,
+        gateway("b", &[("istio", "a")]),
+        [&[], &[]],
+        Default::default(),
+    )
+    .await;
+    let config = b.sync().await;
+    assert_eq!(names(&config), [GW, R]);
+}
+
+const SELECTED: &str = "---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: sel, namespace: default}
+spec:
+  hosts: [sel.example.com]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: sel}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: sel-1, namespace: default}
+spec: {address: 127.0.0.2, labels: {app: sel}}
+";
+
+/// Waits until the object's distribution is (generation, applied, total).
+async fn distribution_becomes(
+    h: &Harness,
+    kind: weft_api::Kind,
+    name: &str,
+    want: (i64, u32, u32),
+) {
+    let key = crate::store::Key {
+        kind,
+        namespace: "default".into(),
+        name: name.into(),
+    };
+    let mut seen = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        seen = h.store.get(&key).and_then(|o| o.status.distribution);
+        if seen.is_some_and(|d| (d.generation, d.applied, d.total) == want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{kind} {name}: distribution {seen:?}, want {want:?}");
+}
+
+#[tokio::test]
+async fn registry_sources_count_the_proxies_that_have_the_services_they_feed() {
+    use weft_api::Kind::{ServiceEntry, WorkloadEntry};
+    let h = Harness::start("sources", &format!("{GATEWAY}{SELECTED}")).await;
+    let mut a = h.connect(gateway("a", &[("istio", "a")])).await;
+    a.sync().await;
+    distribution_becomes(&h, ServiceEntry, "v1", (1, 1, 1)).await;
+    distribution_becomes(&h, ServiceEntry, "sel", (1, 1, 1)).await;
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (1, 1, 1)).await;
+    // A proxy that has not answered its services yet is counted, not up to date.
+    let mut b = h.connect(gateway("b", &[("istio", "b")])).await;
+    b.recv_type(SERVICE_TYPE).await;
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (1, 1, 2)).await;
+    // A new generation of the endpoint counts once its service's new version is ACKed.
+    h.apply(&SELECTED.replace("127.0.0.2", "127.0.0.3")).await;
+    let moved = a.recv_type(SERVICE_TYPE).await;
+    assert_eq!(names(&moved), ["sel.example.com"]);
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (2, 0, 2)).await;
+    a.ack(&moved);
+    distribution_becomes(&h, WorkloadEntry, "sel-1", (2, 1, 2)).await;
+    // Its ServiceEntry did not change, yet its service did: it is behind with `b` too.
+    distribution_becomes(&h, ServiceEntry, "sel", (1, 1, 2)).await;
+    let key = crate::store::Key {
+        kind: WorkloadEntry,
+        namespace: "default".into(),
+        name: "sel-1".into(),
+    };
+    let status = h.store.get(&key).unwrap().to_json()["status"].clone();
+    let reconciled = &status["conditions"][1];
+    assert_eq!(reconciled["type"], "Reconciled");
+    assert_eq!(reconciled["message"], "1/2 proxies up to date.");
+    assert_eq!(reconciled["status"], "False");
 }

@@ -5,8 +5,8 @@
 //! `Bytes` go to every stream.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -14,7 +14,8 @@ use serde_json::Value;
 use weft_api::registry::{ConfigObjects, Registry, Service, VipAllocator, Workloads};
 use weft_api::{Kind, Object};
 
-use crate::scope::{self, Index, ObjectKey, Options, ProxyIdentity};
+use super::{lock, origins};
+use crate::scope::{self, Index, ObjectKey, Options, ProxyIdentity, ViewKey};
 use crate::store::{Key, StoredObject};
 
 /// One resource at one version, ready for the wire. Cloning shares the name, the
@@ -45,15 +46,9 @@ pub fn resource_name(kind: Kind, namespace: &str, name: &str) -> String {
     }
 }
 
-/// Kinds the registry reads: their effect reaches proxies as services.
-const REGISTRY_KINDS: [Kind; 6] = [
-    Kind::ServiceEntry,
-    Kind::WorkloadEntry,
-    Kind::WorkloadGroup,
-    Kind::Service,
-    Kind::Endpoints,
-    Kind::Pod,
-];
+/// What a proxy may have, per type (the order of `weft_xds::TYPES`: services, then
+/// config objects), by resource name. Shared by the proxies with the same view key.
+pub(crate) type View = [Arc<BTreeMap<Arc<str>, Encoded>>; 2];
 
 /// The mesh at one moment.
 #[derive(Debug, Default)]
@@ -65,6 +60,16 @@ pub(crate) struct World {
     pub objects: HashMap<ObjectKey, ObjectEntry>,
     /// By host.
     pub services: HashMap<String, Encoded>,
+    /// The views worked out from this world so far.
+    views: Mutex<HashMap<ViewKey, View>>,
+    /// The previous world's views: a type's view that came out the same is shared
+    /// with it, so a stream sees at once that it has nothing new to send.
+    previous: HashMap<ViewKey, View>,
+    /// The self-registered workloads it was built with.
+    workloads: Workloads,
+    /// Which services each registry-source object feeds (`origins`), worked out when
+    /// the status writer first asks.
+    feeds: OnceLock<HashMap<ObjectKey, Vec<String>>>,
 }
 
 impl World {
@@ -73,7 +78,7 @@ impl World {
     pub fn build(
         prev: &World,
         stored: &[Arc<StoredObject>],
-        workloads: &Workloads,
+        workloads: Workloads,
         vips: &mut VipAllocator,
         encodes: &AtomicU64,
     ) -> World {
@@ -92,10 +97,10 @@ impl World {
         }
         let sources: Vec<Object> = objects
             .values()
-            .filter(|e| REGISTRY_KINDS.contains(&e.object.kind))
+            .filter(|e| origins::SOURCE_KINDS.contains(&e.object.kind))
             .map(|e| (*e.object).clone())
             .collect();
-        let registry = Registry::from_sources(&[&ConfigObjects(&sources), workloads], vips);
+        let registry = Registry::from_sources(&[&ConfigObjects(&sources), &workloads], vips);
         let mut services = HashMap::with_capacity(registry.services.len());
         for (host, service) in &registry.services {
             let unchanged = prev
@@ -119,12 +124,39 @@ impl World {
             registry,
             objects,
             services,
+            views: Mutex::default(),
+            previous: lock(&prev.views).clone(),
+            workloads,
+            feeds: OnceLock::new(),
         }
     }
 
-    /// What one proxy should have, per type: services, then config objects (the order
-    /// of `weft_xds::TYPES`), by resource name.
-    pub fn view(&self, proxy: &ProxyIdentity, opts: &Options) -> [BTreeMap<Arc<str>, Encoded>; 2] {
+    /// The hosts of the services each registry-source object feeds.
+    pub fn feeds(&self) -> &HashMap<ObjectKey, Vec<String>> {
+        self.feeds
+            .get_or_init(|| origins::feeds(&self.index, &self.registry, &self.workloads))
+    }
+
+    /// What one proxy may have, and whether it had to be worked out (no proxy with the
+    /// same view key asked before).
+    pub fn view(&self, proxy: &ProxyIdentity, opts: &Options) -> (View, bool) {
+        let key = self.index.view_key(proxy);
+        if let Some(view) = lock(&self.views).get(&key) {
+            return (view.clone(), false);
+        }
+        // Worked out without the lock: streams of other keys go on meanwhile.
+        let mut view = self.work_out_view(proxy, opts);
+        if let Some(before) = self.previous.get(&key) {
+            for (now, then) in view.iter_mut().zip(before) {
+                if same_versions(now, then) {
+                    *now = Arc::clone(then);
+                }
+            }
+        }
+        (lock(&self.views).entry(key).or_insert(view).clone(), true)
+    }
+
+    fn work_out_view(&self, proxy: &ProxyIdentity, opts: &Options) -> View {
         let scoped = scope::scope(&self.index, &self.registry, proxy, opts);
         let services = scoped
             .services
@@ -138,8 +170,16 @@ impl World {
             .filter_map(|key| self.objects.get(key))
             .map(|e| (Arc::clone(&e.encoded.name), e.encoded.clone()))
             .collect();
-        [services, objects]
+        [Arc::new(services), Arc::new(objects)]
     }
+}
+
+/// Whether two views hold the same resources at the same versions.
+fn same_versions(a: &BTreeMap<Arc<str>, Encoded>, b: &BTreeMap<Arc<str>, Encoded>) -> bool {
+    a.len() == b.len()
+        && a.values()
+            .zip(b.values())
+            .all(|(x, y)| x.name == y.name && x.version == y.version)
 }
 
 /// Encodes an object as the API returns it, less its status (which the push server

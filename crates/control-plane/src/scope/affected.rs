@@ -5,12 +5,13 @@
 //! starts to; services are compared in the registry before and after, so workload
 //! registrations and endpoint changes need no object.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Borrow;
+use std::collections::{BTreeSet, HashMap};
 
 use weft_api::registry::{Registry, Service};
 use weft_api::{Kind, Object};
 
-use super::index::{Index, ObjectKey};
+use super::index::{Index, ObjectKey, ViewKey};
 use super::{Options, ProxyIdentity, ProxyKind, rules};
 
 /// The config and the registry at one moment.
@@ -23,19 +24,22 @@ pub struct Snapshot<'a> {
 /// The positions in `proxies` of those whose scoped view may differ between `before`
 /// and `after`, when the objects named by `changed` changed (were added, modified or
 /// removed) and the registry moved from `before.registry` to `after.registry`.
-pub fn affected(
+pub fn affected<P: Borrow<ProxyIdentity>>(
     before: Snapshot<'_>,
     after: Snapshot<'_>,
     changed: &[ObjectKey],
-    proxies: &[ProxyIdentity],
+    proxies: &[P],
     opts: &Options,
 ) -> BTreeSet<usize> {
     let change = Change::new(before, after, changed);
-    let mut memo: BTreeMap<&ProxyIdentity, bool> = BTreeMap::new();
+    // Proxies with the same view keys in both indexes fare alike: the rules read no more
+    // of a proxy than its keys hold.
+    let mut memo: HashMap<(ViewKey, ViewKey), bool> = HashMap::new();
     let mut out = BTreeSet::new();
-    for (i, proxy) in proxies.iter().enumerate() {
+    for (i, proxy) in proxies.iter().map(Borrow::borrow).enumerate() {
+        let key = (before.index.view_key(proxy), after.index.view_key(proxy));
         let hit = *memo
-            .entry(proxy)
+            .entry(key)
             .or_insert_with(|| change.affects(proxy, opts));
         if hit {
             out.insert(i);

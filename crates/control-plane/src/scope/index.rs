@@ -1,10 +1,12 @@
 //! Every config object, by kind and by key, in the order Istio breaks ties in: oldest
-//! first, then by namespace and name.
+//! first, then by namespace and name; and which proxies share a view.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use weft_api::{Kind, Object};
+
+use super::{ProxyIdentity, ProxyKind, rules};
 
 /// Names one object: its kind, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,6 +35,19 @@ impl ObjectKey {
 pub struct Index {
     by_key: BTreeMap<ObjectKey, Arc<Object>>,
     by_kind: BTreeMap<Kind, Vec<Arc<Object>>>,
+    /// The label keys scoping may read from a proxy with these objects.
+    selector_keys: BTreeSet<String>,
+}
+
+/// What a proxy's view depends on, with one index and registry: its kind, its
+/// namespace, and those of its labels some selector reads. Proxies with the same key
+/// get the same view, so it is worked out once for them (the many replicas of a
+/// workload, the sidecars of a namespace without workload selectors).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ViewKey {
+    pub kind: ProxyKind,
+    pub namespace: String,
+    pub labels: Vec<(String, String)>,
 }
 
 /// The kinds that apply to the workloads they select: a proxy gets those that select it.
@@ -54,7 +69,13 @@ impl Index {
         }
         for o in index.by_key.values() {
             index.by_kind.entry(o.kind).or_default().push(Arc::clone(o));
+            index
+                .selector_keys
+                .extend(rules::selector_keys(o).into_iter().cloned());
         }
+        index
+            .selector_keys
+            .extend(rules::GATEWAY_LABELS.iter().map(ToString::to_string));
         for list in index.by_kind.values_mut() {
             list.sort_by(|a, b| {
                 let created = |o: &Object| {
@@ -67,6 +88,20 @@ impl Index {
             });
         }
         index
+    }
+
+    /// The key under which `proxy`'s view may be shared with other proxies'.
+    pub fn view_key(&self, proxy: &ProxyIdentity) -> ViewKey {
+        ViewKey {
+            kind: proxy.kind,
+            namespace: proxy.namespace.clone(),
+            labels: proxy
+                .labels
+                .iter()
+                .filter(|(k, _)| self.selector_keys.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<&Arc<Object>> {

@@ -1,6 +1,7 @@
-//! The affected-set property on generated configs: for random meshes, proxies and
-//! changes (an object added, modified or removed, a workload registered or gone), every
-//! proxy whose scoped view differs before and after the change is in the affected set.
+//! Properties of scoping on generated configs: for random meshes, proxies and changes
+//! (an object added, modified or removed, a workload registered or gone), every proxy
+//! whose scoped view differs before and after the change is in the affected set; and
+//! proxies with the same view key get the same view.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -386,4 +387,45 @@ fn a_change_never_misses_a_proxy_whose_view_changes() {
         affected_total < proxies_total * 3 / 4,
         "the affected set is narrower than everyone: {affected_total} of {proxies_total}"
     );
+}
+
+#[test]
+fn proxies_with_the_same_view_key_get_the_same_view() {
+    let opts = Options::default();
+    let mut compared = 0;
+    for seed in 0..200 {
+        let mut g = Gen(fastrand::Rng::with_seed(seed));
+        let mut world = World {
+            objects: BTreeMap::new(),
+            workloads: Workloads::default(),
+        };
+        for _ in 0..30 {
+            if let Some(o) = parse(&g.object()) {
+                world.objects.insert(ObjectKey::of(&o), o);
+            }
+        }
+        for i in 0..3 {
+            world.workloads.register(g.workload(i));
+        }
+        let (index, registry) = world.snapshot(&mut VipAllocator::default());
+        for _ in 0..12 {
+            // A replica's labels: the selected ones, and others no selector reads.
+            let mut proxy = g.proxy();
+            proxy
+                .labels
+                .insert("pod-template-hash".into(), g.0.u32(..).to_string());
+            let key = index.view_key(&proxy);
+            let bare = ProxyIdentity {
+                labels: key.labels.iter().cloned().collect(),
+                ..proxy.clone()
+            };
+            assert_eq!(
+                scope(&index, &registry, &proxy, &opts),
+                scope(&index, &registry, &bare, &opts),
+                "seed {seed}: {proxy:?} and {bare:?} share the key {key:?}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 200 * 12);
 }

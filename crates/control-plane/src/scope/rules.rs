@@ -37,6 +37,23 @@ pub(crate) fn service_visible(service: &Service, from_ns: &str) -> bool {
     visible(&service.export_to, &service.namespace, from_ns)
 }
 
+/// The labels scoping reads from a proxy besides those its selectors name (below).
+pub(crate) const GATEWAY_LABELS: [&str; 2] = [GATEWAY_NAME_LABEL, GATEWAY_CLASS_LABEL];
+
+/// The label keys an object's selector reads from a proxy (the keys `selects` looks up
+/// for it). A proxy's labels are read nowhere else but through `GATEWAY_LABELS`, so two
+/// proxies that agree on these keys get the same view; a new rule that selects by
+/// labels must name its keys here.
+pub(crate) fn selector_keys(o: &Object) -> Vec<&String> {
+    let selector = match &o.spec {
+        Spec::Sidecar(s) => s.workload_selector.as_ref().map(|w| &w.labels),
+        Spec::Gateway(g) => Some(&g.selector),
+        Spec::DestinationRule(dr) => dr.workload_selector.as_ref().map(|s| &s.match_labels),
+        spec => policy_scope(spec).and_then(|(selector, _)| selector),
+    };
+    selector.into_iter().flat_map(|s| s.keys()).collect()
+}
+
 /// Whether every label of `selector` is on the workload (an empty selector selects all).
 pub(crate) fn selects(
     selector: &BTreeMap<String, String>,
