@@ -9,191 +9,14 @@
 #[allow(dead_code)] // this file uses only part of the shared support
 mod support;
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::config::{http_gateway, static_service};
+use support::control_plane::{ControlPlane, GatewayProxy};
 use support::{Backend, DEADLINE, TempDir, eventually, free_port, try_curl};
-
-/// A `weft control-plane` on its own ports, killed when dropped.
-struct ControlPlane {
-    child: Child,
-    api: String,
-    xds: String,
-    state: PathBuf,
-    log: PathBuf,
-}
-
-impl ControlPlane {
-    fn start(dir: &TempDir) -> ControlPlane {
-        let api = format!("127.0.0.1:{}", free_port());
-        let xds = format!("127.0.0.1:{}", free_port());
-        ControlPlane::start_on(dir, api, xds)
-    }
-
-    /// Starts one on given addresses (a restart takes the same).
-    fn start_on(dir: &TempDir, api: String, xds: String) -> ControlPlane {
-        let state = dir.config_dir().join("state");
-        let log = dir.log_path().with_file_name("control-plane.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["control-plane", "--listen", &api, "--xds-listen", &xds])
-            .arg("--state-dir")
-            .arg(&state)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(
-                File::options()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .spawn()
-            .expect("start weft control-plane");
-        let mut cp = ControlPlane {
-            child,
-            api,
-            xds,
-            state,
-            log,
-        };
-        let url = format!("http://{}/healthz/ready", cp.api);
-        eventually("the control plane to answer", DEADLINE, || {
-            if let Ok(Some(status)) = cp.child.try_wait() {
-                panic!(
-                    "weft control-plane exited early ({status}):\n{}",
-                    cp.log_text()
-                );
-            }
-            try_curl(&[&url]).filter(|r| r.status == 200)
-        });
-        cp
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn weft(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(args)
-            .args(["--control-plane", &self.api])
-            .arg("--state-dir")
-            .arg(&self.state)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    }
-
-    /// `weft apply -f -` of `yaml`; asserts it worked.
-    fn apply(&self, yaml: &str) {
-        let out = self.weft(&["apply", "-f", "-"], yaml);
-        assert!(
-            out.status.success(),
-            "weft apply failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// The API's JSON at `path`, with the token.
-    fn get_json(&self, path: &str) -> Value {
-        let token = std::fs::read_to_string(self.state.join("api-token")).unwrap();
-        let auth = format!("Authorization: Bearer {}", token.trim());
-        let url = format!("http://{}{path}", self.api);
-        let reply = try_curl(&["-H", &auth, &url]).expect("the API answers");
-        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
-        serde_json::from_str(&reply.body).unwrap()
-    }
-
-    /// `pilot_proxy_convergence_time_count` on `/metrics`.
-    fn convergence_samples(&self) -> Option<u64> {
-        let reply = try_curl(&[&format!("http://{}/metrics", self.api)])?;
-        let line = reply
-            .body
-            .lines()
-            .find(|l| l.starts_with("pilot_proxy_convergence_time_count "))?;
-        line.rsplit(' ').next()?.parse().ok()
-    }
-
-    /// `/debug/syncz`'s state of `type_name` (CONFIG, SERVICES) for the one proxy.
-    fn sync_state(&self, type_name: &str) -> Option<Value> {
-        let syncz = self.get_json("/debug/syncz");
-        let proxy = syncz["proxies"].as_array()?.first()?.clone();
-        proxy["types"]
-            .as_array()?
-            .iter()
-            .find(|t| t["name"] == type_name)
-            .cloned()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!("--- weft control-plane log ---\n{}", self.log_text());
-        }
-    }
-}
-
-/// A `weft proxy` gateway fed by the control plane, killed when dropped.
-struct Proxy {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proxy {
-    fn start(dir: &TempDir, cp: &ControlPlane) -> Proxy {
-        let log = dir.log_path();
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["proxy", "--control-plane", &cp.xds, "--name", "ingress"])
-            .args(["--labels", "istio=ingressgateway"])
-            .args(["--admin", &format!("127.0.0.1:{}", free_port())])
-            .args(["--readiness", "127.0.0.1:0"])
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .expect("start weft proxy");
-        Proxy { child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- weft proxy log ---\n{}", self.log_text());
-        }
-    }
-}
 
 /// A VirtualService on Gateway `gw` sending everything to `backend`.
 fn route_to(backend: &str) -> String {
@@ -225,7 +48,7 @@ fn answered_by(port: u16) -> Option<String> {
 struct Mesh {
     port: u16,
     cp: ControlPlane,
-    proxy: Proxy,
+    proxy: GatewayProxy,
     _backends: [Backend; 2],
     dir: TempDir,
 }
@@ -243,7 +66,7 @@ impl Mesh {
             static_service("v2", backends[1].port),
             route_to("v1")
         ));
-        let proxy = Proxy::start(&dir, &cp);
+        let proxy = GatewayProxy::start(&dir, &cp, &[]);
         eventually("the proxy to route to v1", DEADLINE, || {
             answered_by(port).filter(|b| b == "v1")
         });

@@ -21,12 +21,21 @@ pub struct ControlPlane {
 
 impl ControlPlane {
     pub fn start(dir: &TempDir) -> ControlPlane {
-        let (api, xds) = (
-            format!("127.0.0.1:{}", free_port()),
-            format!("127.0.0.1:{}", free_port()),
-        );
+        let api = format!("127.0.0.1:{}", free_port());
+        let xds = format!("127.0.0.1:{}", free_port());
+        ControlPlane::start_on(dir, api, xds)
+    }
+
+    /// Starts one on given addresses (a restart takes the same, and its log goes on in
+    /// the same file).
+    pub fn start_on(dir: &TempDir, api: String, xds: String) -> ControlPlane {
         let state = dir.config_dir().join("state");
         let log = dir.log_path().with_file_name("control-plane.log");
+        let log_file = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open the control plane's log");
         let child = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["control-plane", "--listen", &api, "--xds-listen", &xds])
             .arg("--state-dir")
@@ -34,7 +43,7 @@ impl ControlPlane {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("create the control plane's log"))
+            .stderr(log_file)
             .spawn()
             .expect("start weft control-plane");
         let mut cp = ControlPlane {
@@ -59,6 +68,21 @@ impl ControlPlane {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// `pilot_proxy_convergence_time_count` on `/metrics`.
+    pub fn convergence_samples(&self) -> Option<u64> {
+        let reply = try_curl(&[&format!("http://{}/metrics", self.api)])?;
+        let line = reply
+            .body
+            .lines()
+            .find(|l| l.starts_with("pilot_proxy_convergence_time_count "))?;
+        line.rsplit(' ').next()?.parse().ok()
     }
 
     /// `weft ARGS --control-plane .. --state-dir ..` with `stdin`.
@@ -114,8 +138,7 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         if std::thread::panicking() {
             eprintln!("--- weft control-plane log ---\n{}", self.log_text());
         }
