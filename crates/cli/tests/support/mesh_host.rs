@@ -350,30 +350,16 @@ impl Drop for MeshHost {
 
 /// The mesh tests need root and the runtime's tools; without them they fail saying so.
 fn require_tools() {
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
-    assert_eq!(
-        uid.ok(),
-        Some(0),
-        "the mesh tests create network namespaces and iptables rules: run them as root"
+    crate::support::require_root_and_tools(
+        "mesh",
+        &[
+            ("ip", "-V", "iproute2"),
+            ("iptables-restore", "--version", "iptables"),
+            ("setpriv", "--version", "util-linux"),
+            ("nsenter", "--version", "util-linux"),
+            ("curl", "--version", "curl"),
+        ],
     );
-    for (tool, arg, package) in [
-        ("ip", "-V", "iproute2"),
-        ("iptables-restore", "--version", "iptables"),
-        ("setpriv", "--version", "util-linux"),
-        ("nsenter", "--version", "util-linux"),
-        ("curl", "--version", "curl"),
-    ] {
-        let found = Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "`{tool}` is missing: install the Debian package {package} (apt-get install {package})"
-        );
-    }
 }
 
 fn is_zombie(pid: u32) -> bool {

@@ -511,3 +511,27 @@ pub fn blackhole() -> Blackhole {
         _queued: queued,
     }
 }
+
+/// End-to-end tests that make network namespaces and iptables rules need root and these
+/// tools (`(tool, version flag, Debian package)`); without them they fail saying so.
+#[allow(dead_code)] // only the namespace tests call it
+pub fn require_root_and_tools(tests: &str, tools: &[(&str, &str, &str)]) {
+    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    assert_eq!(
+        uid.ok(),
+        Some(0),
+        "the {tests} tests create network namespaces and iptables rules: run them as root"
+    );
+    for (tool, arg, package) in tools {
+        let found = std::process::Command::new(tool)
+            .arg(arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "`{tool}` is missing: install the Debian package {package} (apt-get install {package})"
+        );
+    }
+}

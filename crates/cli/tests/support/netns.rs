@@ -527,30 +527,16 @@ fn run(cmd: &[&str]) -> Output {
 
 /// The capture tests need root, `ip` and `iptables`; without them they fail saying so.
 fn require_tools() {
-    let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
-    assert_eq!(
-        uid.ok(),
-        Some(0),
-        "the capture tests create network namespaces and iptables rules: run them as root"
+    crate::support::require_root_and_tools(
+        "capture",
+        &[
+            ("ip", "-V", "iproute2"),
+            ("iptables", "--version", "iptables"),
+            ("iptables-save", "--version", "iptables"),
+            ("curl", "--version", "curl"),
+            ("bash", "--version", "bash"),
+        ],
     );
-    for (tool, arg, package) in [
-        ("ip", "-V", "iproute2"),
-        ("iptables", "--version", "iptables"),
-        ("iptables-save", "--version", "iptables"),
-        ("curl", "--version", "curl"),
-        ("bash", "--version", "bash"),
-    ] {
-        let found = Command::new(tool)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "`{tool}` is missing: install the Debian package {package} (apt-get install {package})"
-        );
-    }
 }
 
 /// Deletes namespaces left by test processes that died without cleaning up (killed by
