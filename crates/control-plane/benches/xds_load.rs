@@ -7,7 +7,8 @@
 //! timing on stderr and one Markdown row on stdout.
 //!
 //! `xds_load --xds ADDR --api ADDR --token FILE --streams N --namespaces K
-//!  --changes R --kind endpoint|virtualservice [--affect all|one] [--cp-pid PID]`
+//!  --changes R --kind endpoint|virtualservice [--affect all|one] [--cp-pid PID]
+//!  [--threads T]`
 //!
 //! `--affect one` exports the changed service and VirtualService to the namespace
 //! `ns-0` only, so that a change concerns one stream in K; the others must receive
@@ -37,6 +38,7 @@ struct Args {
     /// Only the streams of `ns-0` are affected by the changes.
     one_namespace: bool,
     cp_pid: Option<u32>,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -50,6 +52,7 @@ fn parse_args() -> Result<Args, Error> {
         kind: "endpoint".into(),
         one_namespace: false,
         cp_pid: None,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +71,7 @@ fn parse_args() -> Result<Args, Error> {
             "--kind" => a.kind = value,
             "--affect" => a.one_namespace = value == "one",
             "--cp-pid" => a.cp_pid = Some(value.parse()?),
+            "--threads" => a.threads = value.parse()?,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -367,9 +371,16 @@ async fn connect_all(args: &Arc<Args>, shared: &Arc<Shared>) -> Result<Duration,
     Ok(connecting.elapsed())
 }
 
-/// Applies change `r` and waits until every affected stream has ACKed it: the time
-/// to the first and to the last ACK.
-async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<(Duration, Duration), Error> {
+/// One change's times from the start of its `POST /apply`: the answer to the apply,
+/// the first and the last ACK.
+struct Timing {
+    applied: Duration,
+    first: Duration,
+    last: Duration,
+}
+
+/// Applies change `r` and waits until every affected stream has ACKed it.
+async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<Timing, Error> {
     let (marker, yaml) = change(args, r);
     let round = Arc::new(Round {
         id: r,
@@ -382,6 +393,7 @@ async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<(Duration, D
     });
     *shared.round.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&round));
     apply(args, "mesh", &yaml).await?;
+    let applied = round.started.elapsed();
     if tokio::time::timeout(Duration::from_secs(10), round.done.notified())
         .await
         .is_err()
@@ -394,7 +406,11 @@ async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<(Duration, D
         .into());
     }
     let us = |a: &AtomicU64| Duration::from_micros(a.load(Ordering::Relaxed));
-    Ok((us(&round.first_us), us(&round.last_us)))
+    Ok(Timing {
+        applied,
+        first: us(&round.first_us),
+        last: us(&round.last_us),
+    })
 }
 
 async fn run(args: Args) -> Result<(), Error> {
@@ -417,16 +433,17 @@ async fn run(args: Args) -> Result<(), Error> {
     let own_before = cpu_time(std::process::id());
     let mut times = Vec::with_capacity(args.changes);
     for r in 1..=args.changes as u64 {
-        let (first, last) = one_change(&args, &shared, r).await?;
+        let t = one_change(&args, &shared, r).await?;
         eprintln!(
-            "xds_load: {} {}/{} streams: change {r}: first ACK {}, last {}",
+            "xds_load: {} {}/{} streams: change {r}: applied {}, first ACK {}, last {}",
             args.kind,
             args.affected_count(),
             args.streams,
-            ms(first),
-            ms(last),
+            ms(t.applied),
+            ms(t.first),
+            ms(t.last),
         );
-        times.push(last);
+        times.push(t.last);
         // Apart enough that each change is its own debounced batch.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -463,9 +480,8 @@ async fn run(args: Args) -> Result<(), Error> {
 
 fn main() {
     let result = parse_args().and_then(|args| {
-        // Two threads, as the proxies it stands for would not wait for one another.
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(args.threads)
             .enable_all()
             .build()?
             .block_on(run(args))
