@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, Semaphore, mpsc};
-use weft_xds::{ConfigDiscoveryClient, DeltaConfigRequest, Node, ProxyMode, TYPES};
+use weft_xds::{
+    ConfigDiscoveryClient, DeltaConfigRequest, DeltaConfigResponse, Node, ProxyMode, TYPES,
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -190,33 +192,44 @@ async fn stream(
                 shared.synced_changed.notify_one();
             }
         }
-        let round = shared
-            .round
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let Some(round) = round else { continue };
-        let carries = round.id != counted_round
-            && resp
-                .resources
-                .iter()
-                .any(|r| contains(&r.body, &round.marker));
-        if !carries {
-            continue;
-        }
-        counted_round = round.id;
-        if !affected {
-            shared.strays.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let at = u64::try_from(round.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        round.first_us.fetch_min(at, Ordering::Relaxed);
-        round.last_us.fetch_max(at, Ordering::Relaxed);
-        if round.acked.fetch_add(1, Ordering::Relaxed) + 1 == args.affected_count() {
-            round.done.notify_one();
-        }
+        count_round(args, shared, &resp, affected, &mut counted_round);
     }
     Ok(())
+}
+
+/// Counts a response that carries the round's change (once per stream and round).
+fn count_round(
+    args: &Args,
+    shared: &Shared,
+    resp: &DeltaConfigResponse,
+    affected: bool,
+    counted_round: &mut u64,
+) {
+    let round = shared
+        .round
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(round) = round else { return };
+    let carries = round.id != *counted_round
+        && resp
+            .resources
+            .iter()
+            .any(|r| contains(&r.body, &round.marker));
+    if !carries {
+        return;
+    }
+    *counted_round = round.id;
+    if !affected {
+        shared.strays.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let at = u64::try_from(round.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    round.first_us.fetch_min(at, Ordering::Relaxed);
+    round.last_us.fetch_max(at, Ordering::Relaxed);
+    if round.acked.fetch_add(1, Ordering::Relaxed) + 1 == args.affected_count() {
+        round.done.notify_one();
+    }
 }
 
 /// `POST /apply` of `yaml` through the local API (HTTP/1.1, one connection per call).
@@ -413,6 +426,28 @@ async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<Timing, Erro
     })
 }
 
+/// Makes the changes one after the other; the time each took to reach every affected
+/// stream.
+async fn changes(args: &Args, shared: &Shared) -> Result<Vec<Duration>, Error> {
+    let mut times = Vec::with_capacity(args.changes);
+    for r in 1..=args.changes as u64 {
+        let t = one_change(args, shared, r).await?;
+        eprintln!(
+            "xds_load: {} {}/{} streams: change {r}: applied {}, first ACK {}, last {}",
+            args.kind,
+            args.affected_count(),
+            args.streams,
+            ms(t.applied),
+            ms(t.first),
+            ms(t.last),
+        );
+        times.push(t.last);
+        // Apart enough that each change is its own debounced batch.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(times)
+}
+
 async fn run(args: Args) -> Result<(), Error> {
     for (ns, yaml) in background(&args) {
         apply(&args, &ns, &yaml).await?;
@@ -431,32 +466,16 @@ async fn run(args: Args) -> Result<(), Error> {
     let responses_before = shared.responses.load(Ordering::Relaxed);
     let cpu_before = args.cp_pid.and_then(cpu_time);
     let own_before = cpu_time(std::process::id());
-    let mut times = Vec::with_capacity(args.changes);
-    for r in 1..=args.changes as u64 {
-        let t = one_change(&args, &shared, r).await?;
-        eprintln!(
-            "xds_load: {} {}/{} streams: change {r}: applied {}, first ACK {}, last {}",
-            args.kind,
-            args.affected_count(),
-            args.streams,
-            ms(t.applied),
-            ms(t.first),
-            ms(t.last),
-        );
-        times.push(t.last);
-        // Apart enough that each change is its own debounced batch.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let cpu = match (cpu_before, args.cp_pid.and_then(cpu_time)) {
+    let mut times = changes(&args, &shared).await?;
+    let per_change = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) => ms((b.saturating_sub(a)) / args.changes.max(1) as u32),
         _ => "-".into(),
     };
-    if let (Some(a), Some(b)) = (own_before, cpu_time(std::process::id())) {
-        eprintln!(
-            "xds_load: the load client's own CPU per change: {}",
-            ms((b.saturating_sub(a)) / args.changes.max(1) as u32)
-        );
-    }
+    let cpu = per_change(cpu_before, args.cp_pid.and_then(cpu_time));
+    eprintln!(
+        "xds_load: the load client's own CPU per change: {}",
+        per_change(own_before, cpu_time(std::process::id()))
+    );
     let strays = shared.strays.load(Ordering::Relaxed);
     if strays > 0 {
         return Err(format!("{strays} unaffected streams were sent a change").into());
