@@ -89,7 +89,8 @@ for n in $streams_list; do
     memory_rows+=("| $n | $(echo "$rss_idle" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$rss" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$hwm" | awk '{printf "%.1f MiB", $1/1024}') | $conv |")
 done
 
-echo "Change until every affected stream ACKed it (from POST /apply; 100 ms debounce included):"
+echo "Change until every affected stream ACKed it (from POST /apply; the debounce included;"
+echo "control plane flags: ${CP_ARGS:-none}; load client threads: $client_threads):"
 echo
 echo "| change | streams affected | changes | p50 | p99 | max | connect + first sync of all streams | responses sent during the changes | control plane CPU per change |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
