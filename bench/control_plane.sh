@@ -13,13 +13,16 @@
 # Markdown tables for BENCHMARKS.md.
 #
 # Settings (environment): STREAMS ("1000 2000"), NAMESPACES (10), CHANGES (30),
-# AFFECT ("all one"), WEFT (a built weft binary; default: build --release).
+# AFFECT ("all one"), CLIENT_THREADS (2), CP_ARGS (more `weft control-plane` flags, e.g.
+# "--debounce-after 0ms"), WEFT (a built weft binary; default: build --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 streams_list="${STREAMS:-1000 2000}"
 namespaces="${NAMESPACES:-10}"
 changes="${CHANGES:-30}"
 affect_list="${AFFECT:-all one}"
+client_threads="${CLIENT_THREADS:-2}"
+read -r -a cp_args <<<"${CP_ARGS:-}"
 target="${CARGO_TARGET_DIR:-target}"
 
 say() { echo "bench: $*" >&2; }
@@ -59,7 +62,7 @@ for n in $streams_list; do
     xds="127.0.0.1:$(free_port)"
     state="$dir/state-$n"
     "$WEFT" control-plane --state-dir "$state" --listen "$api" --xds-listen "$xds" \
-        2>"$dir/cp-$n.log" &
+        "${cp_args[@]}" 2>"$dir/cp-$n.log" &
     cp_pid=$!
     for _ in $(seq 100); do
         curl -sf "http://$api/healthz/ready" >/dev/null && break
@@ -71,7 +74,7 @@ for n in $streams_list; do
             say "$n streams, $kind, affecting $affect"
             latency_rows+=("$("$client" --xds "$xds" --api "$api" --token "$state/api-token" \
                 --streams "$n" --namespaces "$namespaces" --changes "$changes" --kind "$kind" \
-                --affect "$affect" --cp-pid "$cp_pid")")
+                --affect "$affect" --cp-pid "$cp_pid" --threads "$client_threads")")
         done
     done
     # The control plane's own view: pilot_proxy_convergence_time over both kinds' batches.
@@ -86,7 +89,8 @@ for n in $streams_list; do
     memory_rows+=("| $n | $(echo "$rss_idle" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$rss" | awk '{printf "%.1f MiB", $1/1024}') | $(echo "$hwm" | awk '{printf "%.1f MiB", $1/1024}') | $conv |")
 done
 
-echo "Change until every affected stream ACKed it (from POST /apply; 100 ms debounce included):"
+echo "Change until every affected stream ACKed it (from POST /apply; the debounce included;"
+echo "control plane flags: ${CP_ARGS:-none}; load client threads: $client_threads):"
 echo
 echo "| change | streams affected | changes | p50 | p99 | max | connect + first sync of all streams | responses sent during the changes | control plane CPU per change |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -7,7 +7,8 @@
 //! timing on stderr and one Markdown row on stdout.
 //!
 //! `xds_load --xds ADDR --api ADDR --token FILE --streams N --namespaces K
-//!  --changes R --kind endpoint|virtualservice [--affect all|one] [--cp-pid PID]`
+//!  --changes R --kind endpoint|virtualservice [--affect all|one] [--cp-pid PID]
+//!  [--threads T]`
 //!
 //! `--affect one` exports the changed service and VirtualService to the namespace
 //! `ns-0` only, so that a change concerns one stream in K; the others must receive
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, Semaphore, mpsc};
-use weft_xds::{ConfigDiscoveryClient, DeltaConfigRequest, Node, ProxyMode, TYPES};
+use weft_xds::{
+    ConfigDiscoveryClient, DeltaConfigRequest, DeltaConfigResponse, Node, ProxyMode, TYPES,
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -37,6 +40,7 @@ struct Args {
     /// Only the streams of `ns-0` are affected by the changes.
     one_namespace: bool,
     cp_pid: Option<u32>,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -50,6 +54,7 @@ fn parse_args() -> Result<Args, Error> {
         kind: "endpoint".into(),
         one_namespace: false,
         cp_pid: None,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +73,7 @@ fn parse_args() -> Result<Args, Error> {
             "--kind" => a.kind = value,
             "--affect" => a.one_namespace = value == "one",
             "--cp-pid" => a.cp_pid = Some(value.parse()?),
+            "--threads" => a.threads = value.parse()?,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -186,33 +192,44 @@ async fn stream(
                 shared.synced_changed.notify_one();
             }
         }
-        let round = shared
-            .round
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let Some(round) = round else { continue };
-        let carries = round.id != counted_round
-            && resp
-                .resources
-                .iter()
-                .any(|r| contains(&r.body, &round.marker));
-        if !carries {
-            continue;
-        }
-        counted_round = round.id;
-        if !affected {
-            shared.strays.fetch_add(1, Ordering::Relaxed);
-            continue;
-        }
-        let at = u64::try_from(round.started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        round.first_us.fetch_min(at, Ordering::Relaxed);
-        round.last_us.fetch_max(at, Ordering::Relaxed);
-        if round.acked.fetch_add(1, Ordering::Relaxed) + 1 == args.affected_count() {
-            round.done.notify_one();
-        }
+        count_round(args, shared, &resp, affected, &mut counted_round);
     }
     Ok(())
+}
+
+/// Counts a response that carries the round's change (once per stream and round).
+fn count_round(
+    args: &Args,
+    shared: &Shared,
+    resp: &DeltaConfigResponse,
+    affected: bool,
+    counted_round: &mut u64,
+) {
+    let round = shared
+        .round
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let Some(round) = round else { return };
+    let carries = round.id != *counted_round
+        && resp
+            .resources
+            .iter()
+            .any(|r| contains(&r.body, &round.marker));
+    if !carries {
+        return;
+    }
+    *counted_round = round.id;
+    if !affected {
+        shared.strays.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let at = u64::try_from(round.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    round.first_us.fetch_min(at, Ordering::Relaxed);
+    round.last_us.fetch_max(at, Ordering::Relaxed);
+    if round.acked.fetch_add(1, Ordering::Relaxed) + 1 == args.affected_count() {
+        round.done.notify_one();
+    }
 }
 
 /// `POST /apply` of `yaml` through the local API (HTTP/1.1, one connection per call).
@@ -367,9 +384,16 @@ async fn connect_all(args: &Arc<Args>, shared: &Arc<Shared>) -> Result<Duration,
     Ok(connecting.elapsed())
 }
 
-/// Applies change `r` and waits until every affected stream has ACKed it: the time
-/// to the first and to the last ACK.
-async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<(Duration, Duration), Error> {
+/// One change's times from the start of its `POST /apply`: the answer to the apply,
+/// the first and the last ACK.
+struct Timing {
+    applied: Duration,
+    first: Duration,
+    last: Duration,
+}
+
+/// Applies change `r` and waits until every affected stream has ACKed it.
+async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<Timing, Error> {
     let (marker, yaml) = change(args, r);
     let round = Arc::new(Round {
         id: r,
@@ -382,6 +406,7 @@ async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<(Duration, D
     });
     *shared.round.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&round));
     apply(args, "mesh", &yaml).await?;
+    let applied = round.started.elapsed();
     if tokio::time::timeout(Duration::from_secs(10), round.done.notified())
         .await
         .is_err()
@@ -394,7 +419,33 @@ async fn one_change(args: &Args, shared: &Shared, r: u64) -> Result<(Duration, D
         .into());
     }
     let us = |a: &AtomicU64| Duration::from_micros(a.load(Ordering::Relaxed));
-    Ok((us(&round.first_us), us(&round.last_us)))
+    Ok(Timing {
+        applied,
+        first: us(&round.first_us),
+        last: us(&round.last_us),
+    })
+}
+
+/// Makes the changes one after the other; the time each took to reach every affected
+/// stream.
+async fn changes(args: &Args, shared: &Shared) -> Result<Vec<Duration>, Error> {
+    let mut times = Vec::with_capacity(args.changes);
+    for r in 1..=args.changes as u64 {
+        let t = one_change(args, shared, r).await?;
+        eprintln!(
+            "xds_load: {} {}/{} streams: change {r}: applied {}, first ACK {}, last {}",
+            args.kind,
+            args.affected_count(),
+            args.streams,
+            ms(t.applied),
+            ms(t.first),
+            ms(t.last),
+        );
+        times.push(t.last);
+        // Apart enough that each change is its own debounced batch.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(times)
 }
 
 async fn run(args: Args) -> Result<(), Error> {
@@ -415,31 +466,16 @@ async fn run(args: Args) -> Result<(), Error> {
     let responses_before = shared.responses.load(Ordering::Relaxed);
     let cpu_before = args.cp_pid.and_then(cpu_time);
     let own_before = cpu_time(std::process::id());
-    let mut times = Vec::with_capacity(args.changes);
-    for r in 1..=args.changes as u64 {
-        let (first, last) = one_change(&args, &shared, r).await?;
-        eprintln!(
-            "xds_load: {} {}/{} streams: change {r}: first ACK {}, last {}",
-            args.kind,
-            args.affected_count(),
-            args.streams,
-            ms(first),
-            ms(last),
-        );
-        times.push(last);
-        // Apart enough that each change is its own debounced batch.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let cpu = match (cpu_before, args.cp_pid.and_then(cpu_time)) {
+    let mut times = changes(&args, &shared).await?;
+    let per_change = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) => ms((b.saturating_sub(a)) / args.changes.max(1) as u32),
         _ => "-".into(),
     };
-    if let (Some(a), Some(b)) = (own_before, cpu_time(std::process::id())) {
-        eprintln!(
-            "xds_load: the load client's own CPU per change: {}",
-            ms((b.saturating_sub(a)) / args.changes.max(1) as u32)
-        );
-    }
+    let cpu = per_change(cpu_before, args.cp_pid.and_then(cpu_time));
+    eprintln!(
+        "xds_load: the load client's own CPU per change: {}",
+        per_change(own_before, cpu_time(std::process::id()))
+    );
     let strays = shared.strays.load(Ordering::Relaxed);
     if strays > 0 {
         return Err(format!("{strays} unaffected streams were sent a change").into());
@@ -463,9 +499,8 @@ async fn run(args: Args) -> Result<(), Error> {
 
 fn main() {
     let result = parse_args().and_then(|args| {
-        // Two threads, as the proxies it stands for would not wait for one another.
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(args.threads)
             .enable_all()
             .build()?
             .block_on(run(args))

@@ -114,6 +114,8 @@ pub struct PushServer {
     peers: Mutex<BTreeMap<u64, Peer>>,
     next_peer: AtomicU64,
     workloads: Mutex<Workloads>,
+    /// Held across a registration and its save, so that saves land in order.
+    saving: Mutex<()>,
     vips: Mutex<VipAllocator>,
     /// Wakes the batching loop for a change that is not a store event.
     kick: Notify,
@@ -161,6 +163,7 @@ impl PushServer {
             peers: Mutex::new(BTreeMap::new()),
             next_peer: AtomicU64::new(1),
             workloads: Mutex::new(workloads),
+            saving: Mutex::new(()),
             vips: Mutex::new(vips),
             kick: Notify::new(),
             status_dirty: Notify::new(),
@@ -336,31 +339,38 @@ impl PushServer {
     /// Adds or replaces a self-registered workload; the change is pushed like a config
     /// change, and kept in the state directory.
     pub fn register_workload(&self, workload: Workload) -> Registered {
-        let mut workloads = lock(&self.workloads);
-        let created = workloads.get(&workload.namespace, &workload.name).is_none();
-        if !workloads.register(workload) {
-            return Registered::Unchanged;
+        let _saving = lock(&self.saving);
+        let (outcome, now) = {
+            let mut workloads = lock(&self.workloads);
+            let created = workloads.get(&workload.namespace, &workload.name).is_none();
+            let outcome = match workloads.register(workload) {
+                false => Registered::Unchanged,
+                true if created => Registered::Created,
+                true => Registered::Replaced,
+            };
+            (outcome, workloads.clone())
+        };
+        if outcome != Registered::Unchanged {
+            self.workloads_changed(&now);
         }
-        self.workloads_changed(&workloads);
-        if created {
-            Registered::Created
-        } else {
-            Registered::Replaced
-        }
+        outcome
     }
 
     /// Removes a self-registered workload; returns it, if it was registered.
     pub fn deregister_workload(&self, namespace: &str, name: &str) -> Option<Workload> {
-        let mut workloads = lock(&self.workloads);
-        let removed = workloads.deregister(namespace, name);
+        let _saving = lock(&self.saving);
+        let (removed, now) = {
+            let mut workloads = lock(&self.workloads);
+            (workloads.deregister(namespace, name), workloads.clone())
+        };
         if removed.is_some() {
-            self.workloads_changed(&workloads);
+            self.workloads_changed(&now);
         }
         removed
     }
 
-    /// Saves the workloads (under their lock, so that saves land in order) and pushes
-    /// the change.
+    /// Saves the workloads (outside their lock, which a rebuild takes: the file is
+    /// synced to disk) and pushes the change.
     fn workloads_changed(&self, workloads: &Workloads) {
         if let Some(path) = &self.opts.workloads_file {
             saved::save_workloads(path, workloads);

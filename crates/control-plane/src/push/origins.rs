@@ -19,60 +19,10 @@ pub(crate) fn feeds(
     registry: &Registry,
     workloads: &Workloads,
 ) -> HashMap<ObjectKey, Vec<String>> {
-    let mut defined: HashMap<(&str, &str, &str), Vec<&str>> = HashMap::new();
-    let mut serving: HashMap<(&str, &str), Vec<(&str, &Labels)>> = HashMap::new();
-    for s in registry.services.values() {
-        let origin = (s.origin.kind, s.namespace.as_str(), s.origin.name.as_str());
-        defined.entry(origin).or_default().push(&s.host);
-        for e in &s.endpoints {
-            serving
-                .entry((s.namespace.as_str(), e.address.as_str()))
-                .or_default()
-                .push((&s.host, &e.labels));
-        }
-    }
-    let defined_by = |kind: &str, o: &Object| -> Vec<&str> {
-        defined
-            .get(&(kind, o.namespace(), o.name()))
-            .cloned()
-            .unwrap_or_default()
-    };
-    // The services with an endpoint at `address` (with these labels, if given).
-    let serving_at = |ns: &str, address: &str, labels: Option<&Labels>| -> Vec<&str> {
-        serving
-            .get(&(ns, address))
-            .into_iter()
-            .flatten()
-            .filter(|(_, l)| labels.is_none_or(|labels| *l == labels))
-            .map(|(h, _)| *h)
-            .collect()
-    };
+    let lookup = Lookup::new(index, registry, workloads);
     let mut out = HashMap::new();
     for o in SOURCE_KINDS.iter().flat_map(|k| index.of(*k)) {
-        let (ns, name) = (o.namespace(), o.name());
-        let hosts: Vec<&str> = match &o.spec {
-            Spec::ServiceEntry(_) => defined_by("ServiceEntry", o),
-            Spec::Service(_) => defined_by("Service", o),
-            Spec::Endpoints(_) if !service_selects(index, o) => defined_by("Service", o),
-            Spec::WorkloadEntry(we) => we
-                .address
-                .as_deref()
-                .map(|a| serving_at(ns, a, Some(&we.labels)))
-                .unwrap_or_default(),
-            Spec::Pod(pod) => {
-                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
-                let labels = pod.metadata.labels.clone().unwrap_or_default();
-                ip.map(|ip| serving_at(ns, ip, Some(&labels)))
-                    .unwrap_or_default()
-            }
-            Spec::WorkloadGroup(_) => workloads
-                .iter()
-                .filter(|w| w.namespace == ns && w.group.as_deref() == Some(name))
-                .flat_map(|w| serving_at(ns, &w.address, None))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let hosts: BTreeSet<&str> = hosts.into_iter().collect();
+        let hosts: BTreeSet<&str> = lookup.hosts_fed_by(o).into_iter().collect();
         if !hosts.is_empty() {
             out.insert(
                 ObjectKey::of(o),
@@ -81,6 +31,84 @@ pub(crate) fn feeds(
         }
     }
     out
+}
+
+/// The registry's services by the object that defined them and by endpoint address.
+struct Lookup<'a> {
+    index: &'a Index,
+    workloads: &'a Workloads,
+    /// (origin kind, namespace, origin name) -> hosts.
+    defined: HashMap<(&'a str, &'a str, &'a str), Vec<&'a str>>,
+    /// (namespace, endpoint address) -> hosts, with the endpoint's labels.
+    serving: HashMap<(&'a str, &'a str), Vec<(&'a str, &'a Labels)>>,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(index: &'a Index, registry: &'a Registry, workloads: &'a Workloads) -> Lookup<'a> {
+        let mut lookup = Lookup {
+            index,
+            workloads,
+            defined: HashMap::new(),
+            serving: HashMap::new(),
+        };
+        for s in registry.services.values() {
+            let origin = (s.origin.kind, s.namespace.as_str(), s.origin.name.as_str());
+            lookup.defined.entry(origin).or_default().push(&s.host);
+            for e in &s.endpoints {
+                lookup
+                    .serving
+                    .entry((s.namespace.as_str(), e.address.as_str()))
+                    .or_default()
+                    .push((&s.host, &e.labels));
+            }
+        }
+        lookup
+    }
+
+    fn hosts_fed_by(&self, o: &Object) -> Vec<&'a str> {
+        let (ns, name) = (o.namespace(), o.name());
+        match &o.spec {
+            Spec::ServiceEntry(_) => self.defined_by("ServiceEntry", o),
+            Spec::Service(_) => self.defined_by("Service", o),
+            Spec::Endpoints(_) if !service_selects(self.index, o) => self.defined_by("Service", o),
+            Spec::WorkloadEntry(we) => we
+                .address
+                .as_deref()
+                .map(|a| self.serving_at(ns, a, Some(&we.labels)))
+                .unwrap_or_default(),
+            Spec::Pod(pod) => {
+                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+                let labels = pod.metadata.labels.clone().unwrap_or_default();
+                ip.map(|ip| self.serving_at(ns, ip, Some(&labels)))
+                    .unwrap_or_default()
+            }
+            Spec::WorkloadGroup(_) => self
+                .workloads
+                .iter()
+                .filter(|w| w.namespace == ns && w.group.as_deref() == Some(name))
+                .flat_map(|w| self.serving_at(ns, &w.address, None))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn defined_by(&self, kind: &str, o: &Object) -> Vec<&'a str> {
+        self.defined
+            .get(&(kind, o.namespace(), o.name()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The services with an endpoint at `address` (with these labels, if given).
+    fn serving_at(&self, ns: &str, address: &str, labels: Option<&Labels>) -> Vec<&'a str> {
+        self.serving
+            .get(&(ns, address))
+            .into_iter()
+            .flatten()
+            .filter(|(_, l)| labels.is_none_or(|labels| *l == labels))
+            .map(|(h, _)| *h)
+            .collect()
+    }
 }
 
 type Labels = BTreeMap<String, String>;

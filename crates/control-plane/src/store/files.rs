@@ -35,6 +35,10 @@ struct Inner {
     dir: PathBuf,
     /// `<state>/config-index.json`.
     index_path: PathBuf,
+    /// Held by a write (apply, delete, rescan) for its whole length, file I/O included;
+    /// `state` is held only to read it or to commit, so readers (the push server's
+    /// rebuild, the API's gets) never wait on the disk.
+    writer: Mutex<()>,
     state: Mutex<State>,
     events: broadcast::Sender<Change>,
 }
@@ -75,18 +79,20 @@ impl FileStore {
             inner: Arc::new(Inner {
                 dir,
                 index_path,
+                writer: Mutex::new(()),
                 state: Mutex::new(state),
                 events: broadcast::channel(EVENT_BUFFER).0,
             }),
         };
-        {
+        store.inner.rescan();
+        let text = {
             let mut state = store.inner.lock();
-            store.inner.rescan(&mut state);
             // Objects deleted while the store was down are forgotten.
             let State { objects, index, .. } = &mut *state;
             index.retain(|k| objects.contains_key(k));
-            store.inner.save_index(index);
-        }
+            index.to_text()
+        };
+        store.inner.save_index(text);
         Ok(store)
     }
 
@@ -97,8 +103,7 @@ impl FileStore {
 
     /// Reads the files again now; changed files are applied.
     pub fn rescan(&self) {
-        let mut state = self.inner.lock();
-        self.inner.rescan(&mut state);
+        self.inner.rescan();
     }
 
     /// Polls the directory every `every` for hand edits, forever (spawn it; abort the
@@ -107,11 +112,7 @@ impl FileStore {
         loop {
             tokio::time::sleep(every).await;
             let inner = self.inner.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let mut state = inner.lock();
-                inner.rescan(&mut state);
-            })
-            .await;
+            let _ = tokio::task::spawn_blocking(move || inner.rescan()).await;
         }
     }
 
@@ -185,8 +186,14 @@ impl Inner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn save_index(&self, index: &Index) {
-        if let Err(e) = index.save(&self.index_path) {
+    /// Held for a whole write; see `writer`.
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the index's text (made under the state lock, written outside it).
+    fn save_index(&self, text: std::io::Result<String>) {
+        if let Err(e) = text.and_then(|t| super::index::write_text(&self.index_path, &t)) {
             tracing::error!(path = %self.index_path.display(), error = %e, "cannot save the store's index");
         }
     }
@@ -201,7 +208,8 @@ impl Inner {
     /// Applies a validated batch: every file is written (to temporary names) before any
     /// is renamed into place, and the state changes only once all are.
     fn apply(&self, batch: Batch) -> Result<Vec<Applied>, StoreError> {
-        let mut state = self.lock();
+        let _writing = self.write_lock();
+        let state = self.lock();
         // The last of several objects with one key wins, as with kubectl.
         let mut last: BTreeMap<Key, usize> = BTreeMap::new();
         for (i, item) in batch.items.iter().enumerate() {
@@ -230,7 +238,10 @@ impl Inner {
                 plan.remove_from(e.file.clone(), key.clone());
             }
         }
+        drop(state);
         plan.execute(&self.dir)?;
+        let stamps = plan.stamps();
+        let mut state = self.lock();
         let mut changes = Vec::new();
         let mut results = Vec::with_capacity(outcomes.len());
         for (i, item) in batch.items.into_iter().enumerate() {
@@ -247,55 +258,32 @@ impl Inner {
                 });
             }
         }
-        self.after_write(&mut state, &plan);
-        self.save_index(&state.index);
+        after_write(&mut state, stamps);
+        let index = state.index.to_text();
         drop(state);
+        self.save_index(index);
         self.publish(changes);
         Ok(results)
     }
 
     fn delete(&self, key: &Key) -> Result<Option<Arc<StoredObject>>, StoreError> {
-        let mut state = self.lock();
-        let Some(entry) = state.objects.get(key) else {
+        let _writing = self.write_lock();
+        let Some(file) = self.lock().objects.get(key).map(|e| e.file.clone()) else {
             return Ok(None);
         };
         let mut plan = FilePlan::default();
-        plan.remove_from(entry.file.clone(), key.clone());
+        plan.remove_from(file, key.clone());
         plan.execute(&self.dir)?;
+        let stamps = plan.stamps();
+        let mut state = self.lock();
         let mut changes = Vec::new();
         let removed = remove(&mut state, key, &mut changes);
-        self.after_write(&mut state, &plan);
-        self.save_index(&state.index);
+        after_write(&mut state, stamps);
+        let index = state.index.to_text();
         drop(state);
+        self.save_index(index);
         self.publish(changes);
         Ok(removed)
-    }
-
-    /// Records the files a plan wrote, so that polling does not read them back as edits.
-    fn after_write(&self, state: &mut State, plan: &FilePlan) {
-        for path in plan.touched() {
-            let keys: Vec<Key> = state
-                .objects
-                .iter()
-                .filter(|(_, e)| e.file == path)
-                .map(|(k, _)| k.clone())
-                .collect();
-            match stamp(&path) {
-                Some(stamp) => {
-                    state.files.insert(
-                        path.clone(),
-                        FileState {
-                            stamp: Some(stamp),
-                            keys,
-                        },
-                    );
-                }
-                None => {
-                    state.files.remove(&path);
-                }
-            }
-            state.problems.remove(&path);
-        }
     }
 
     /// `<dir>/<namespace>/<kind>-<name>.yaml` (no namespace directory for cluster-scoped
@@ -311,35 +299,39 @@ impl Inner {
 
     /// Reads changed files and applies what changed: objects of a file that validates
     /// replace what it held; a file that does not keeps its objects and records why.
-    fn rescan(&self, state: &mut State) {
+    /// The directory is walked and the files read without the state lock.
+    fn rescan(&self) {
+        let _writing = self.write_lock();
         let now = fingerprint(&self.dir);
-        let mut changed = false;
+        let to_read: Vec<PathBuf> = {
+            let state = self.lock();
+            now.iter()
+                .filter(|(path, stamp)| {
+                    state.files.get(*path).and_then(|f| f.stamp) != Some(**stamp)
+                })
+                .map(|(path, _)| path.clone())
+                .collect()
+        };
+        let read: Vec<(PathBuf, FileRead)> = to_read
+            .into_iter()
+            .map(|path| {
+                let loaded = read_file(&path);
+                (path, loaded)
+            })
+            .collect();
+        let mut state = self.lock();
+        let mut changed = !read.is_empty();
         let mut fresh: BTreeMap<PathBuf, Vec<Incoming>> = BTreeMap::new();
-        for (path, stamp) in &now {
-            let known = state.files.get(path).and_then(|f| f.stamp);
-            if known == Some(*stamp) {
-                continue;
-            }
-            changed = true;
+        for (path, loaded) in read {
             let file = state.files.entry(path.clone()).or_default();
-            file.stamp = Some(*stamp);
-            let mut loaded = Loaded::default();
-            weft_api::load::load_file(path, &LoadOptions::default(), &mut loaded);
-            match Batch::from_loaded(loaded) {
-                Ok(batch) => {
-                    state.problems.remove(path);
-                    fresh.insert(path.clone(), batch.items);
+            file.stamp = now.get(&path).copied();
+            match loaded {
+                Ok(items) => {
+                    state.problems.remove(&path);
+                    fresh.insert(path, items);
                 }
-                Err(reports) => {
-                    let lines: Vec<String> = reports
-                        .iter()
-                        .filter(|r| r.severity() == weft_api::Severity::Error)
-                        .map(ToString::to_string)
-                        .collect();
-                    for line in &lines {
-                        tracing::warn!(file = %path.display(), "config file refused, its objects are kept as they were: {line}");
-                    }
-                    state.problems.insert(path.clone(), lines);
+                Err(lines) => {
+                    state.problems.insert(path, lines);
                 }
             }
         }
@@ -354,62 +346,116 @@ impl Inner {
             state.files.remove(&path);
             state.problems.remove(&path);
         }
-        if changed {
-            self.reconcile(state, fresh);
+        if !changed {
+            return;
         }
-    }
-
-    /// Works out which file serves each key (the first in path order; a later duplicate
-    /// is reported and ignored), then applies the differences.
-    fn reconcile(&self, state: &mut State, mut fresh: BTreeMap<PathBuf, Vec<Incoming>>) {
-        let mut desired: BTreeMap<Key, (Incoming, PathBuf)> = BTreeMap::new();
-        let mut duplicates: Vec<(PathBuf, String)> = Vec::new();
-        let paths: Vec<PathBuf> = state.files.keys().cloned().collect();
-        for path in paths {
-            let items = match fresh.remove(&path) {
-                Some(items) => items,
-                None => kept_items(state, &path),
-            };
-            let mut keys = Vec::new();
-            for item in items {
-                let key = Key::of(&item.object);
-                if let Some((_, first)) = desired.get(&key) {
-                    duplicates.push((
-                        path.clone(),
-                        format!("{key} is also in {}; this one is ignored", first.display()),
-                    ));
-                    continue;
-                }
-                keys.push(key.clone());
-                desired.insert(key, (item, path.clone()));
-            }
-            if let Some(file) = state.files.get_mut(&path) {
-                file.keys = keys;
-            }
-        }
-        for (path, line) in duplicates {
-            tracing::warn!(file = %path.display(), "{line}");
-            state.problems.entry(path).or_default().push(line);
-        }
-        let mut changes = Vec::new();
-        let stale: Vec<Key> = state
-            .objects
-            .keys()
-            .filter(|k| !desired.contains_key(*k))
-            .cloned()
-            .collect();
-        for key in stale {
-            remove(state, &key, &mut changes);
-        }
-        for (_, (item, path)) in desired {
-            upsert(state, item, path, &mut changes);
-        }
-        if !changes.is_empty() {
-            self.save_index(&state.index);
+        let changes = reconcile(&mut state, fresh);
+        let index = (!changes.is_empty()).then(|| state.index.to_text());
+        drop(state);
+        if let Some(index) = index {
+            self.save_index(index);
             tracing::info!(changes = changes.len(), "config files changed");
         }
         self.publish(changes);
     }
+}
+
+/// A config file's objects, or `weft validate`'s error lines for it.
+type FileRead = Result<Vec<Incoming>, Vec<String>>;
+
+/// Reads and validates one config file.
+fn read_file(path: &Path) -> FileRead {
+    let mut loaded = Loaded::default();
+    weft_api::load::load_file(path, &LoadOptions::default(), &mut loaded);
+    Batch::from_loaded(loaded)
+        .map(|batch| batch.items)
+        .map_err(|reports| {
+            let lines: Vec<String> = reports
+                .iter()
+                .filter(|r| r.severity() == weft_api::Severity::Error)
+                .map(ToString::to_string)
+                .collect();
+            for line in &lines {
+                tracing::warn!(file = %path.display(), "config file refused, its objects are kept as they were: {line}");
+            }
+            lines
+        })
+}
+
+/// Records the files a write left (with their stamps; `None`: removed), so that polling
+/// does not read them back as edits.
+fn after_write(state: &mut State, stamps: Vec<(PathBuf, Option<(SystemTime, u64)>)>) {
+    for (path, stamp) in stamps {
+        let keys: Vec<Key> = state
+            .objects
+            .iter()
+            .filter(|(_, e)| e.file == path)
+            .map(|(k, _)| k.clone())
+            .collect();
+        match stamp {
+            Some(stamp) => {
+                state.files.insert(
+                    path.clone(),
+                    FileState {
+                        stamp: Some(stamp),
+                        keys,
+                    },
+                );
+            }
+            None => {
+                state.files.remove(&path);
+            }
+        }
+        state.problems.remove(&path);
+    }
+}
+
+/// Works out which file serves each key (the first in path order; a later duplicate is
+/// reported and ignored), then applies the differences; returns the change events.
+fn reconcile(state: &mut State, mut fresh: BTreeMap<PathBuf, Vec<Incoming>>) -> Vec<Change> {
+    let mut desired: BTreeMap<Key, (Incoming, PathBuf)> = BTreeMap::new();
+    let mut duplicates: Vec<(PathBuf, String)> = Vec::new();
+    let paths: Vec<PathBuf> = state.files.keys().cloned().collect();
+    for path in paths {
+        let items = match fresh.remove(&path) {
+            Some(items) => items,
+            None => kept_items(state, &path),
+        };
+        let mut keys = Vec::new();
+        for item in items {
+            let key = Key::of(&item.object);
+            if let Some((_, first)) = desired.get(&key) {
+                duplicates.push((
+                    path.clone(),
+                    format!("{key} is also in {}; this one is ignored", first.display()),
+                ));
+                continue;
+            }
+            keys.push(key.clone());
+            desired.insert(key, (item, path.clone()));
+        }
+        if let Some(file) = state.files.get_mut(&path) {
+            file.keys = keys;
+        }
+    }
+    for (path, line) in duplicates {
+        tracing::warn!(file = %path.display(), "{line}");
+        state.problems.entry(path).or_default().push(line);
+    }
+    let mut changes = Vec::new();
+    let stale: Vec<Key> = state
+        .objects
+        .keys()
+        .filter(|k| !desired.contains_key(*k))
+        .cloned()
+        .collect();
+    for key in stale {
+        remove(state, &key, &mut changes);
+    }
+    for (_, (item, path)) in desired {
+        upsert(state, item, path, &mut changes);
+    }
+    changes
 }
 
 /// The objects a file held when it last validated.
@@ -521,8 +567,9 @@ impl FilePlan {
         self.edits.entry(path).or_default().remove.insert(key);
     }
 
-    fn touched(&self) -> BTreeSet<PathBuf> {
-        self.edits.keys().cloned().collect()
+    /// The files the plan touched, each with its stamp now (`None`: removed).
+    fn stamps(&self) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
+        self.edits.keys().map(|p| (p.clone(), stamp(p))).collect()
     }
 
     /// Works out every file's new text, writes them all to temporary names, then renames

@@ -63,8 +63,8 @@ impl Index {
         }
     }
 
-    /// Writes the index to `path` (through a temporary file in the same directory).
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    /// The index as its file holds it.
+    pub fn to_text(&self) -> std::io::Result<String> {
         let mut objects: Vec<IndexEntry> = self
             .entries
             .iter()
@@ -87,10 +87,7 @@ impl Index {
             resource_version: self.resource_version,
             objects,
         };
-        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        serde_json::to_string_pretty(&file).map_err(std::io::Error::other)
     }
 
     pub fn get(&self, key: &Key) -> Option<&Tracked> {
@@ -148,6 +145,13 @@ impl Index {
     pub fn retain(&mut self, mut keep: impl FnMut(&Key) -> bool) {
         self.entries.retain(|k, _| keep(k));
     }
+}
+
+/// Writes an index's text to `path` (through a temporary file in the same directory).
+pub(crate) fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Now, as Kubernetes writes creationTimestamp: RFC 3339, UTC, whole seconds.
