@@ -37,12 +37,14 @@ pub struct DeltaConfigRequest {
     /// Which resource type this request is about (`weft.xds.v1.Config`, `weft.xds.v1.Service`).
     #[prost(string, tag = "2")]
     pub type_url: ::prost::alloc::string::String,
-    /// On the first request of a type: the names to subscribe to; `*` (or nothing) for all
-    /// that apply to the proxy, the only mode served today.
+    /// Names to add to the subscription, on any request: `*` for everything that applies to
+    /// the proxy (a first request that names nothing means the same). A name subscribed
+    /// again is sent again; a name that does not exist is answered in `removed_resources`.
     #[prost(string, repeated, tag = "3")]
     pub resource_names_subscribe: ::prost::alloc::vec::Vec<
         ::prost::alloc::string::String,
     >,
+    /// Names to drop; `*` drops the wildcard and keeps the names subscribed one by one.
     #[prost(string, repeated, tag = "4")]
     pub resource_names_unsubscribe: ::prost::alloc::vec::Vec<
         ::prost::alloc::string::String,
