@@ -18,8 +18,13 @@ pub struct ProxyConfigArgs {
     /// What to show.
     #[arg(value_enum)]
     what: What,
-    /// The proxy, as `weft proxy-status` lists it (`name` or `name.namespace`).
+    /// The proxy: `name`, `name.namespace` or `deploy/name[.namespace]`, as istioctl
+    /// takes a pod (a name without namespace: the one in `default`, else the only one of
+    /// that name).
     workload: String,
+    /// The namespace of the proxy WORKLOAD names.
+    #[arg(short, long)]
+    namespace: Option<String>,
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
     #[command(flatten)]
@@ -51,7 +56,10 @@ pub fn run(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
     let client = args.connection.client()?;
     let path = format!(
         "/debug/config_dump?proxyID={}",
-        weft_control_plane::api::percent_encode(&args.workload)
+        weft_control_plane::api::percent_encode(&crate::proxy_status::proxy_id(
+            &args.workload,
+            args.namespace.as_deref()
+        ))
     );
     let (code, answer) = client.call(Method::GET, &path, None)?;
     if code != 200 {

@@ -14,8 +14,13 @@ use crate::kubectl::client::server_error;
 
 #[derive(Args)]
 pub struct ProxyStatusArgs {
-    /// Only this proxy.
+    /// Only this proxy: `name`, `name.namespace` or `deploy/name[.namespace]`, as
+    /// istioctl takes a pod (a name without namespace: the one in `default`, else the only
+    /// one of that name).
     name: Option<String>,
+    /// The namespace of the proxy NAME names; without NAME, list only this namespace's.
+    #[arg(short, long)]
+    namespace: Option<String>,
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
     #[command(flatten)]
@@ -30,7 +35,14 @@ enum Output {
 
 pub fn run(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
     let client = args.connection.client()?;
-    let (code, answer) = client.call(Method::GET, "/debug/syncz", None)?;
+    let path = match &args.name {
+        Some(name) => format!(
+            "/debug/syncz?proxyID={}",
+            weft_control_plane::api::percent_encode(&proxy_id(name, args.namespace.as_deref()))
+        ),
+        None => "/debug/syncz".to_string(),
+    };
+    let (code, answer) = client.call(Method::GET, &path, None)?;
     if code != 200 {
         eprintln!("{}", server_error(&answer));
         return Ok(ExitCode::from(1));
@@ -39,14 +51,15 @@ pub fn run(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|p| args.name.as_deref().is_none_or(|n| p["proxy"] == n))
+        // `-n` alone lists that namespace's proxies.
+        .filter(|p| {
+            args.name.is_some()
+                || args
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| p["namespace"] == ns)
+        })
         .collect();
-    if let Some(name) = &args.name
-        && proxies.is_empty()
-    {
-        eprintln!("Error: no proxy named {name:?} is connected to the control plane");
-        return Ok(ExitCode::from(1));
-    }
     let text = match args.output {
         Output::Json => format!(
             "{}\n",
@@ -55,6 +68,15 @@ pub fn run(args: &ProxyStatusArgs) -> anyhow::Result<ExitCode> {
         Output::Table => render(&proxies),
     };
     print_out(&text)
+}
+
+/// The proxy ID a command's NAME and `-n NAMESPACE` make: `name.namespace` when the
+/// namespace is given apart, else NAME as it is (the control plane resolves it).
+pub fn proxy_id(name: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if !name.ends_with(&format!(".{ns}")) => format!("{name}.{ns}"),
+        _ => name.to_string(),
+    }
 }
 
 /// Writes a command's output; a reader that went away (`weft proxy-status | head -1`)

@@ -535,6 +535,7 @@ fn every_example_passes_weft_validate() {
         "tcp-echo",
         "customers",
         "sleep",
+        "egress",
     ] {
         assert!(
             files

@@ -357,6 +357,23 @@ fn httpbin_circuit_breaker_and_mirroring() {
     let host = MeshHost::start(&["--demo", "httpbin"]);
     let weft = env!("CARGO_BIN_EXE_weft");
     apply(&host, &["httpbin/destination-rule-circuit-breaker.yaml"]);
+    // As a user checks it: fortio's sidecar has the DestinationRule (istioctl's way of
+    // naming a pod, without its namespace).
+    eventually(
+        "fortio's sidecar to apply the DestinationRule",
+        SETTLE,
+        || {
+            let out = host.weft(&["proxy-config", "clusters", "fortio"]);
+            let table = String::from_utf8_lossy(&out.stdout).to_string();
+            table
+                .lines()
+                .any(|l| {
+                    l.starts_with("httpbin.default.svc.cluster.local")
+                        && l.ends_with("httpbin.default")
+                })
+                .then_some(())
+        },
+    );
     eventually("httpbin to answer from fortio", SETTLE, || {
         let out = exec(
             &host,
@@ -433,6 +450,130 @@ fn httpbin_circuit_breaker_and_mirroring() {
     }
 }
 
+/// A CA and a certificate for `host` it signed, made in `dir` with openssl by the
+/// commands of Istio's secure-ingress task (the certificate is X.509 version 1, as
+/// `openssl x509 -req` makes it without extensions): (CA cert, cert, key).
+fn example_certs(dir: &std::path::Path, host: &str) -> (PathBuf, PathBuf, PathBuf) {
+    support::require_root_and_tools("walkthrough", &[("openssl", "version", "openssl")]);
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+    };
+    let (crt, key, csr) = (
+        format!("{host}.crt"),
+        format!("{host}.key"),
+        format!("{host}.csr"),
+    );
+    let subject = format!("/CN={host}/O=httpbin organization");
+    openssl(&[
+        "req",
+        "-x509",
+        "-sha256",
+        "-nodes",
+        "-days",
+        "365",
+        "-newkey",
+        "rsa:2048",
+        "-subj",
+        "/O=example Inc./CN=example.com",
+        "-keyout",
+        "example.com.key",
+        "-out",
+        "example.com.crt",
+    ]);
+    openssl(&[
+        "req", "-out", &csr, "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-subj", &subject,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-sha256",
+        "-days",
+        "365",
+        "-CA",
+        "example.com.crt",
+        "-CAkey",
+        "example.com.key",
+        "-set_serial",
+        "0",
+        "-in",
+        &csr,
+        "-out",
+        &crt,
+    ]);
+    (dir.join("example.com.crt"), dir.join(crt), dir.join(key))
+}
+
+/// Istio's secure-ingress task through `weft up`: a Secret made with `weft create secret
+/// tls`, the task's Gateway (443 SIMPLE, published at 127.0.0.1:8443) and VirtualService,
+/// then `curl --resolve ... --cacert` gets httpbin's teapot; curl without the CA refuses
+/// the certificate, and a path the VirtualService does not route is a 404.
+#[test]
+fn httpbin_through_an_https_gateway() {
+    let host = MeshHost::start(&["--demo", "httpbin"]);
+    let (ca, cert, key) = example_certs(&host.dir, "httpbin.example.com");
+    let out = host.weft(&[
+        "create",
+        "secret",
+        "tls",
+        "httpbin-credential",
+        "-n",
+        "istio-system",
+        "--cert",
+        &cert.display().to_string(),
+        "--key",
+        &key.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "secret/httpbin-credential created\n"
+    );
+    apply(&host, &["httpbin/httpbin-secure-gateway.yaml"]);
+    let ca = ca.display().to_string();
+    let https = |path: &str, trust: bool| {
+        let url = format!("https://httpbin.example.com:8443{path}");
+        let mut argv = vec![
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+            "--resolve",
+            "httpbin.example.com:8443:127.0.0.1",
+        ];
+        if trust {
+            argv.extend(["--cacert", ca.as_str()]);
+        }
+        argv.push(&url);
+        host.in_host(&argv)
+    };
+    let teapot = eventually("the HTTPS server to answer", SETTLE, || {
+        let out = https("/status/418", true);
+        let body = String::from_utf8_lossy(&out.stdout).to_string();
+        body.ends_with("\n418").then_some(body)
+    });
+    assert!(teapot.contains("-=[ teapot ]=-"), "{teapot}");
+    let out = https("/headers", true);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("\n404"),
+        "{}",
+        text(&out)
+    );
+    let out = https("/status/200", false);
+    assert_eq!(
+        out.status.code(),
+        Some(60),
+        "curl without the CA: {}",
+        text(&out)
+    );
+}
+
 /// Kills a process when dropped (a server the test runs outside the mesh).
 struct Killed(std::process::Child);
 
@@ -448,21 +589,7 @@ impl Drop for Killed {
 #[test]
 fn registry_only_blocks_until_a_service_entry_allows() {
     let host = MeshHost::start(&["--demo", "httpbin", "--outbound-policy", "REGISTRY_ONLY"]);
-    let _external = Killed(
-        std::process::Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", host.ns))
-            .args([
-                env!("CARGO_BIN_EXE_weft"),
-                "sample",
-                "httpbin",
-                "--port",
-                "9999",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the external server"),
-    );
+    let _external = external_httpbin(&host, 9999);
     let code = |url: &str| {
         exec(
             &host,
@@ -480,9 +607,6 @@ fn registry_only_blocks_until_a_service_entry_allows() {
             ],
         )
     };
-    eventually("the external server to listen", SETTLE, || {
-        (get(&host, "http://10.251.0.1:9999/get").0 == "200").then_some(())
-    });
     assert_eq!(
         code("http://10.251.0.1:9999/get"),
         "502",
@@ -503,6 +627,100 @@ fn registry_only_blocks_until_a_service_entry_allows() {
         (code("http://10.251.0.1:9999/get") == "200").then_some(())
     });
     assert_eq!(code("http://external.example.com:9999/get"), "200");
+}
+
+/// Runs `weft sample httpbin --port PORT` in the mesh host's namespace: a server outside
+/// the mesh, at the bridge's address 10.251.0.1.
+fn external_httpbin(host: &MeshHost, port: u16) -> Killed {
+    let server = Killed(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", host.ns))
+            .args([env!("CARGO_BIN_EXE_weft"), "sample", "httpbin", "--port"])
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the external server"),
+    );
+    eventually("the external server to listen", SETTLE, || {
+        (get(host, &format!("http://10.251.0.1:{port}/get")).0 == "200").then_some(())
+    });
+    server
+}
+
+/// Istio's egress-gateway task: edition.cnn.com (as in examples/egress, a server outside
+/// the mesh on the host's bridge address stands in for it) is called directly by sleep's
+/// sidecar; with the task's Gateway, DestinationRule and VirtualService
+/// every request goes through the egress gateway (its counter for the external cluster
+/// counts each one); deleting them goes back to the direct path.
+#[test]
+fn egress_gateway_routes_external_traffic() {
+    let host = MeshHost::start(&["--demo", "helloworld"]);
+    let _external = external_httpbin(&host, 8000);
+    apply(&host, &["egress/service-entry-cnn.yaml"]);
+    let egress = host
+        .record("istio-system", "istio-egressgateway")
+        .expect("the egress gateway's record");
+    let egress_ip = egress["ip"]
+        .as_str()
+        .expect("the egress gateway's IP")
+        .to_string();
+    // The egress gateway's count of requests it sent to edition.cnn.com.
+    let through_egress = || -> u64 {
+        let (code, stats) = get(&host, &format!("http://{egress_ip}:15000/stats"));
+        assert_eq!(code, "200", "{stats}");
+        stats
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("cluster.outbound|80||edition.cnn.com.upstream_rq_total: ")
+            })
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    let call = || {
+        exec(
+            &host,
+            "sleep",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "http://edition.cnn.com/headers",
+            ],
+        )
+    };
+    eventually("sleep to reach edition.cnn.com", SETTLE, || {
+        call()
+            .contains("\"Host\": \"edition.cnn.com\"")
+            .then_some(())
+    });
+    assert_eq!(
+        through_egress(),
+        0,
+        "without the egress config the sidecar goes direct"
+    );
+
+    apply(&host, &["egress/egress-gateway-cnn.yaml"]);
+    eventually("requests to go through the egress gateway", SETTLE, || {
+        (call().contains("edition.cnn.com") && through_egress() > 0).then_some(())
+    });
+    let before = through_egress();
+    for _ in 0..5 {
+        let answer = call();
+        assert!(answer.contains("\"Host\": \"edition.cnn.com\""), "{answer}");
+    }
+    assert_eq!(
+        through_egress(),
+        before + 5,
+        "each request went through the egress gateway"
+    );
+
+    let out = host.weft(&["delete", "-f", &example("egress/egress-gateway-cnn.yaml")]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually("the direct path to come back", SETTLE, || {
+        let before = through_egress();
+        (call().contains("edition.cnn.com") && through_egress() == before).then_some(())
+    });
 }
 
 /// The course's header routing: through the gateway, web-frontend shows customers v1 (no

@@ -120,14 +120,14 @@ impl Api {
                     .into(),
             );
         }
+        let query = Query::parse(req.uri().query().unwrap_or(""));
         if path == "/debug/syncz" {
             return match (&self.push, req.method()) {
-                (Some(push), &Method::GET) => json_response(StatusCode::OK, &push.syncz()),
+                (Some(push), &Method::GET) => proxies::syncz(push, &query),
                 (None, _) => no_such_path(),
                 _ => method_not_allowed(),
             };
         }
-        let query = Query::parse(req.uri().query().unwrap_or(""));
         if path == "/debug/config_dump"
             || path == "/v1/workloads"
             || path.starts_with("/v1/workloads/")

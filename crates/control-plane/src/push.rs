@@ -400,9 +400,10 @@ impl PushServer {
         self.scopes.load(Ordering::Relaxed)
     }
 
-    /// `/debug/syncz`: every connected proxy with its state per resource type.
-    pub fn syncz(&self) -> serde_json::Value {
-        status::syncz(self)
+    /// `/debug/syncz`: every connected proxy with its state per resource type, or only
+    /// the one `proxy_id` names (see [`find_peer`]).
+    pub fn syncz(&self, proxy_id: Option<&str>) -> Result<Value, ProxyLookupError> {
+        status::syncz(self, proxy_id)
     }
 
     /// The VirtualServices and DestinationRules in a connected proxy's view, as
@@ -411,7 +412,7 @@ impl PushServer {
     pub fn routing_objects(&self, proxy_id: &str) -> Value {
         let peers = lock(&self.peers);
         let mut out = serde_json::Map::new();
-        let Some(peer) = peers.values().find(|p| peer_is(p, proxy_id)) else {
+        let Ok(peer) = find_peer(&peers, proxy_id) else {
             return Value::Object(out);
         };
         let conn = lock(&peer.conn);
@@ -443,14 +444,10 @@ impl PushServer {
         Value::Object(out)
     }
 
-    /// The admin address of the connected proxy named `proxy_id`: its name as
-    /// `/debug/syncz` lists it, or `name.namespace` (Istio's proxy ID).
+    /// The admin address of the connected proxy `proxy_id` names (see [`find_peer`]).
     pub fn admin_address(&self, proxy_id: &str) -> Result<String, ProxyLookupError> {
         let peers = lock(&self.peers);
-        let peer = peers
-            .values()
-            .find(|p| peer_is(p, proxy_id))
-            .ok_or_else(|| ProxyLookupError::NotConnected(proxy_id.to_string()))?;
+        let peer = find_peer(&peers, proxy_id)?;
         if peer.admin_address.is_empty() {
             return Err(ProxyLookupError::NoAdmin(proxy_id.to_string()));
         }
@@ -510,10 +507,56 @@ impl PushServer {
     }
 }
 
-/// Whether `peer` is the proxy named `proxy_id`: its name, or `name.namespace`.
-fn peer_is(peer: &Peer, proxy_id: &str) -> bool {
-    let name = &lock(&peer.conn).name;
-    name == proxy_id || format!("{name}.{}", peer.identity.namespace) == proxy_id
+/// The connected proxy `proxy_id` names, as istioctl takes a pod: its name as
+/// `/debug/syncz` lists it, or `name.namespace` (Istio's proxy ID), with or without a
+/// `deploy/` or `pod/` prefix; a name without its namespace (`fortio` for the proxy
+/// `fortio.default`) picks the one in `default`, else the only one of that name.
+fn find_peer<'a>(
+    peers: &'a BTreeMap<u64, Peer>,
+    proxy_id: &str,
+) -> Result<&'a Peer, ProxyLookupError> {
+    let id = ["deploy/", "deployment/", "pod/", "pods/"]
+        .iter()
+        .find_map(|p| proxy_id.strip_prefix(p))
+        .unwrap_or(proxy_id);
+    let named = |peer: &Peer| {
+        let name = lock(&peer.conn).name.clone();
+        let ns = &peer.identity.namespace;
+        let bare = name
+            .strip_suffix(&format!(".{ns}"))
+            .unwrap_or(&name)
+            .to_string();
+        (name, bare, ns.clone())
+    };
+    if let Some(peer) = peers.values().find(|p| {
+        let (name, bare, ns) = named(p);
+        name == id || format!("{bare}.{ns}") == id
+    }) {
+        return Ok(peer);
+    }
+    let same_name: Vec<(&Peer, String)> = peers
+        .values()
+        .filter_map(|p| {
+            let (_, bare, ns) = named(p);
+            (bare == id).then_some((p, ns))
+        })
+        .collect();
+    match same_name.as_slice() {
+        [] => Err(ProxyLookupError::NotConnected(proxy_id.to_string())),
+        [(one, _)] => Ok(one),
+        several => match several.iter().find(|(_, ns)| ns == "default") {
+            Some((peer, _)) => Ok(peer),
+            None => {
+                let mut ids: Vec<String> =
+                    several.iter().map(|(_, ns)| format!("{id}.{ns}")).collect();
+                ids.sort();
+                Err(ProxyLookupError::Ambiguous(
+                    proxy_id.to_string(),
+                    ids.join(", "),
+                ))
+            }
+        },
+    }
 }
 
 /// Why a proxy's admin API cannot be reached through the control plane.
@@ -521,6 +564,8 @@ fn peer_is(peer: &Peer, proxy_id: &str) -> bool {
 pub enum ProxyLookupError {
     #[error("no proxy named {0:?} is connected to the control plane")]
     NotConnected(String),
+    #[error("{0:?} names a proxy in several namespaces: say which ({1})")]
+    Ambiguous(String, String),
     #[error("proxy {0:?} did not give its admin address (an older proxy?)")]
     NoAdmin(String),
 }

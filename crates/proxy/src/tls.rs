@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod credentials;
+mod der;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

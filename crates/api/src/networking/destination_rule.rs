@@ -185,10 +185,12 @@ impl Subset {
                     stray[0]
                 ),
             );
-        } else if self.labels.is_empty() {
+        } else if self.labels_is_null {
+            // An empty `labels:` is likely labels forgotten; no `labels` at all is the
+            // idiom of Istio's egress-gateway task (a subset naming the whole host).
             v.warn(
                 at.key("labels"),
-                "the subset has no labels: it selects every endpoint of the host",
+                "\"labels:\" has no value: the subset selects every endpoint of the host",
             );
         }
     }

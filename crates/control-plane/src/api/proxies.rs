@@ -23,6 +23,29 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest admin answer read (a big mesh's tables).
 const MAX_ADMIN_BODY: usize = 64 << 20;
 
+/// `/debug/syncz[?proxyID=NAME]`: every connected proxy's sync state, or one proxy's.
+pub(super) fn syncz(push: &PushServer, query: &Query) -> Response<Full<Bytes>> {
+    match push.syncz(query.get("proxyID").filter(|p| !p.is_empty())) {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => lookup_failed(&e),
+    }
+}
+
+/// A proxy lookup's failure as the API's answer.
+fn lookup_failed(e: &ProxyLookupError) -> Response<Full<Bytes>> {
+    match e {
+        ProxyLookupError::NotConnected(_) => {
+            status(StatusCode::NOT_FOUND, "NotFound", e.to_string())
+        }
+        ProxyLookupError::Ambiguous(..) => {
+            status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string())
+        }
+        ProxyLookupError::NoAdmin(_) => {
+            status(StatusCode::BAD_GATEWAY, "BadGateway", e.to_string())
+        }
+    }
+}
+
 /// `/debug/config_dump?proxyID=NAME`: the proxy's tables (`config_dump`) and its
 /// endpoints' health (`clusters`, Envoy's text), as one JSON document.
 pub(super) async fn config_dump(push: &PushServer, query: &Query) -> Response<Full<Bytes>> {
@@ -35,10 +58,7 @@ pub(super) async fn config_dump(push: &PushServer, query: &Query) -> Response<Fu
     };
     let admin = match push.admin_address(proxy) {
         Ok(a) => a,
-        Err(e @ ProxyLookupError::NotConnected(_)) => {
-            return status(StatusCode::NOT_FOUND, "NotFound", e.to_string());
-        }
-        Err(e) => return status(StatusCode::BAD_GATEWAY, "BadGateway", e.to_string()),
+        Err(e) => return lookup_failed(&e),
     };
     let fetched = async {
         let dump = admin_get(&admin, "/config_dump").await?;

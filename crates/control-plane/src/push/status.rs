@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use weft_xds::TYPES;
 
 use super::world::World;
-use super::{PushServer, lock, origins};
+use super::{ProxyLookupError, PushServer, find_peer, lock, origins};
 use crate::scope::{ObjectKey, ProxyKind};
 use crate::store::{Distribution, Key};
 
@@ -30,10 +30,15 @@ pub fn type_short_name(type_url: &str) -> &'static str {
     }
 }
 
-pub(super) fn syncz(server: &PushServer) -> Value {
+pub(super) fn syncz(
+    server: &PushServer,
+    proxy_id: Option<&str>,
+) -> Result<Value, ProxyLookupError> {
     let peers = lock(&server.peers);
+    let only = proxy_id.map(|id| find_peer(&peers, id)).transpose()?;
     let mut out: Vec<Value> = peers
         .values()
+        .filter(|peer| only.is_none_or(|one| std::ptr::eq(one, *peer)))
         .map(|peer| {
             let c = lock(&peer.conn);
             let types: Vec<Value> = c
@@ -67,7 +72,7 @@ pub(super) fn syncz(server: &PushServer) -> Value {
         })
         .collect();
     out.sort_by(|a, b| a["proxy"].as_str().cmp(&b["proxy"].as_str()));
-    json!({ "proxies": out })
+    Ok(json!({ "proxies": out }))
 }
 
 /// Keeps every object's distribution in the store up to date: woken by ACKs, NACKs

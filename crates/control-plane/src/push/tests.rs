@@ -276,7 +276,7 @@ fn names(r: &DeltaConfigResponse) -> Vec<&str> {
 }
 
 fn state_of(server: &PushServer, proxy: &str, type_name: &str) -> serde_json::Value {
-    let syncz = server.syncz();
+    let syncz = server.syncz(None).unwrap();
     let p = syncz["proxies"]
         .as_array()
         .unwrap()
@@ -689,4 +689,60 @@ async fn registry_sources_count_the_proxies_that_have_the_services_they_feed() {
     assert_eq!(reconciled["type"], "Reconciled");
     assert_eq!(reconciled["message"], "1/2 proxies up to date.");
     assert_eq!(reconciled["status"], "False");
+}
+
+/// The names `proxy-status NAME` and `proxy-config ... NAME` take, as istioctl takes a pod:
+/// the proxy's name, `name.namespace`, a `deploy/` prefix, and a bare name that picks the
+/// proxy in `default`, else the only one of that name, else says it is ambiguous.
+#[tokio::test]
+async fn a_proxy_is_found_by_its_name_with_or_without_namespace() {
+    let h = Harness::start("names", GATEWAY).await;
+    let node = |name: &str, ns: &str| Node {
+        namespace: ns.into(),
+        ..gateway(name, &[("istio", "a")])
+    };
+    let mut streams = Vec::new();
+    for (name, ns) in [
+        ("fortio.default", "default"),
+        ("web.shop", "shop"),
+        ("web.default", "default"),
+        ("api.shop", "shop"),
+        ("api.pay", "pay"),
+        ("plain", "shop"),
+    ] {
+        let mut s = h.connect(node(name, ns)).await;
+        s.sync().await;
+        streams.push(s);
+    }
+    let found = |id: &str| -> Result<String, String> {
+        match h.server.syncz(Some(id)) {
+            Ok(v) => Ok(v["proxies"][0]["proxy"].as_str().unwrap().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    assert_eq!(found("fortio.default"), Ok("fortio.default".into()));
+    assert_eq!(found("fortio"), Ok("fortio.default".into()));
+    assert_eq!(found("deploy/fortio"), Ok("fortio.default".into()));
+    assert_eq!(found("web"), Ok("web.default".into()), "default first");
+    assert_eq!(found("web.shop"), Ok("web.shop".into()));
+    assert_eq!(found("plain"), Ok("plain".into()));
+    assert_eq!(found("plain.shop"), Ok("plain".into()), "name.namespace");
+    assert!(
+        found("api").unwrap_err().contains("api.pay, api.shop"),
+        "{:?}",
+        found("api")
+    );
+    assert_eq!(found("api.pay"), Ok("api.pay".into()));
+    assert!(
+        found("nope")
+            .unwrap_err()
+            .contains("no proxy named \"nope\"")
+    );
+    assert_eq!(
+        h.server.syncz(None).unwrap()["proxies"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
 }

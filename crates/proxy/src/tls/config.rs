@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::ring::cipher_suite as suite;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
@@ -88,7 +89,7 @@ pub fn server_config(
     });
     let mut keys = Vec::new();
     for pair in &credential.pairs {
-        let key = CertifiedKey::from_der(pair.chain.clone(), pair.key.clone_key(), &provider)
+        let key = certified_key(pair.chain.clone(), pair.key.clone_key(), &provider)
             .map_err(|e| format!("{}: unusable certificate or key: {e}", credential.source))?;
         keys.push(Arc::new(key));
     }
@@ -129,9 +130,30 @@ pub fn check_pair(cert: &[u8], key: &[u8]) -> Result<(), String> {
     let chain =
         super::credentials::certificates(cert).map_err(|e| format!("the certificate: {e}"))?;
     let key = super::credentials::private_key(key).map_err(|e| format!("the key: {e}"))?;
-    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    certified_key(chain, key, &rustls::crypto::ring::default_provider()).map(|_| ())
+}
+
+/// A certificate chain with its key, once the key is known to be the certificate's.
+/// (rustls' own check parses the certificate with webpki, which refuses X.509 version 1
+/// certificates; Envoy serves them, and Istio's secure-ingress task makes one.)
+fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let leaf = chain.first().ok_or("no certificate")?;
+    let signer = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("the key: {e}"))?;
+    let spki = super::der::subject_public_key_info(leaf)?;
+    match signer.public_key() {
+        Some(key_spki) if key_spki.as_ref() != spki => {
+            Err("the private key does not match the certificate's public key".into())
+        }
+        Some(_) => Ok(CertifiedKey::new(chain, signer)),
+        None => Err("cannot tell the key's public key (an unsupported key type?)".into()),
+    }
 }
 
 /// The versions between `minProtocolVersion` and `maxProtocolVersion` (TLS 1.2 and 1.3 by

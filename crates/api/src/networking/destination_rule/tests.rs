@@ -186,6 +186,10 @@ spec:
         &dr("  host: reviews\n  subsets:\n  - name: v1\n    labels:\n"),
         &["spec.subsets[0].labels", "selects every endpoint"],
     );
+    // No `labels` at all names the whole host, as Istio's egress-gateway task writes it.
+    assert_valid(&dr(
+        "  host: istio-egressgateway.istio-system.svc.cluster.local\n  subsets:\n  - name: cnn\n",
+    ));
 }
 
 #[test]
