@@ -450,73 +450,92 @@ fn httpbin_circuit_breaker_and_mirroring() {
     }
 }
 
-/// A CA and a certificate for `host` it signed, made in `dir` with openssl by the
-/// commands of Istio's secure-ingress task (the certificate is X.509 version 1, as
-/// `openssl x509 -req` makes it without extensions): (CA cert, cert, key).
-fn example_certs(dir: &std::path::Path, host: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// Runs openssl in `dir`, as Istio's secure-ingress task does.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
     support::require_root_and_tools("walkthrough", &[("openssl", "version", "openssl")]);
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
-    };
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", text(&out));
+}
+
+/// A self-signed CA, `DOMAIN.crt` and `DOMAIN.key` in `dir`, by the task's command.
+fn openssl_ca(dir: &std::path::Path, domain: &str) -> PathBuf {
+    let subject = format!("/O={domain} Inc./CN={domain}");
+    let (crt, key) = (format!("{domain}.crt"), format!("{domain}.key"));
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-sha256", "-nodes", "-days", "365", "-newkey", "rsa:2048", "-subj",
+            &subject, "-keyout", &key, "-out", &crt,
+        ],
+    );
+    dir.join(crt)
+}
+
+/// `HOST.crt` and `HOST.key` in `dir`, signed by the CA `DOMAIN` with the task's commands:
+/// an X.509 version 1 certificate, as `openssl x509 -req` makes it without extensions.
+fn openssl_issue(dir: &std::path::Path, domain: &str, host: &str) -> (PathBuf, PathBuf) {
     let (crt, key, csr) = (
         format!("{host}.crt"),
         format!("{host}.key"),
         format!("{host}.csr"),
     );
-    let subject = format!("/CN={host}/O=httpbin organization");
-    openssl(&[
-        "req",
-        "-x509",
-        "-sha256",
-        "-nodes",
-        "-days",
-        "365",
-        "-newkey",
-        "rsa:2048",
-        "-subj",
-        "/O=example Inc./CN=example.com",
-        "-keyout",
-        "example.com.key",
-        "-out",
-        "example.com.crt",
-    ]);
-    openssl(&[
-        "req", "-out", &csr, "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-subj", &subject,
-    ]);
-    openssl(&[
-        "x509",
-        "-req",
-        "-sha256",
-        "-days",
-        "365",
-        "-CA",
-        "example.com.crt",
-        "-CAkey",
-        "example.com.key",
-        "-set_serial",
-        "0",
-        "-in",
-        &csr,
-        "-out",
-        &crt,
-    ]);
-    (dir.join("example.com.crt"), dir.join(crt), dir.join(key))
+    let subject = format!("/CN={host}/O={host} organization");
+    let (ca_crt, ca_key) = (format!("{domain}.crt"), format!("{domain}.key"));
+    openssl(
+        dir,
+        &[
+            "req", "-out", &csr, "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-subj",
+            &subject,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-sha256",
+            "-days",
+            "365",
+            "-CA",
+            &ca_crt,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            "1",
+            "-in",
+            &csr,
+            "-out",
+            &crt,
+        ],
+    );
+    (dir.join(crt), dir.join(key))
 }
 
-/// Istio's secure-ingress task through `weft up`: a Secret made with `weft create secret
-/// tls`, the task's Gateway (443 SIMPLE, published at 127.0.0.1:8443) and VirtualService,
-/// then `curl --resolve ... --cacert` gets httpbin's teapot; curl without the CA refuses
-/// the certificate, and a path the VirtualService does not route is a 404.
+/// Istio's secure-ingress task through `weft up`, with the task's openssl certificates: a
+/// Secret made with `weft create secret tls`, the task's Gateway (443 SIMPLE, published at
+/// 127.0.0.1:8443) and VirtualService, then `curl --resolve ... --cacert` gets httpbin's
+/// teapot; curl without the CA refuses the certificate, and a path the VirtualService does
+/// not route is a 404. Then mutual TLS as the task does it: the Secret again with the CA
+/// (`weft create secret generic --from-file`), the Gateway in MUTUAL mode; a client
+/// without a certificate, or with one another CA signed, is refused; the task's client
+/// certificate gets the teapot.
 #[test]
 fn httpbin_through_an_https_gateway() {
     let host = MeshHost::start(&["--demo", "httpbin"]);
-    let (ca, cert, key) = example_certs(&host.dir, "httpbin.example.com");
-    let out = host.weft(&[
+    let dir = &host.dir;
+    let ca = openssl_ca(dir, "example.com");
+    let (cert, key) = openssl_issue(dir, "example.com", "httpbin.example.com");
+    let path = |p: &PathBuf| p.display().to_string();
+    let weft_ok = |args: &[&str]| {
+        let out = host.weft(args);
+        assert!(out.status.success(), "weft {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let created = weft_ok(&[
         "create",
         "secret",
         "tls",
@@ -524,18 +543,15 @@ fn httpbin_through_an_https_gateway() {
         "-n",
         "istio-system",
         "--cert",
-        &cert.display().to_string(),
+        &path(&cert),
         "--key",
-        &key.display().to_string(),
+        &path(&key),
     ]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "secret/httpbin-credential created\n"
-    );
+    assert_eq!(created, "secret/httpbin-credential created\n");
     apply(&host, &["httpbin/httpbin-secure-gateway.yaml"]);
-    let ca = ca.display().to_string();
-    let https = |path: &str, trust: bool| {
+    let ca = path(&ca);
+    // curl's exit code and what it printed, the status code last.
+    let https = |path: &str, extra: &[&str]| {
         let url = format!("https://httpbin.example.com:8443{path}");
         let mut argv = vec![
             "curl",
@@ -547,31 +563,95 @@ fn httpbin_through_an_https_gateway() {
             "--resolve",
             "httpbin.example.com:8443:127.0.0.1",
         ];
-        if trust {
-            argv.extend(["--cacert", ca.as_str()]);
-        }
+        argv.extend_from_slice(extra);
         argv.push(&url);
-        host.in_host(&argv)
+        let out = host.in_host(&argv);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
     };
+    let trusting = ["--cacert", ca.as_str()];
     let teapot = eventually("the HTTPS server to answer", SETTLE, || {
-        let out = https("/status/418", true);
-        let body = String::from_utf8_lossy(&out.stdout).to_string();
+        let (_, body) = https("/status/418", &trusting);
         body.ends_with("\n418").then_some(body)
     });
     assert!(teapot.contains("-=[ teapot ]=-"), "{teapot}");
-    let out = https("/headers", true);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).ends_with("\n404"),
-        "{}",
-        text(&out)
+    assert!(https("/headers", &trusting).1.ends_with("\n404"));
+    assert_eq!(https("/status/200", &[]).0, Some(60), "curl without the CA");
+
+    // Mutual TLS.
+    let (client_crt, client_key) = openssl_issue(dir, "example.com", "client.example.com");
+    openssl_ca(dir, "other.com");
+    let (stranger_crt, stranger_key) = openssl_issue(dir, "other.com", "stranger.other.com");
+    weft_ok(&[
+        "delete",
+        "secret",
+        "httpbin-credential",
+        "-n",
+        "istio-system",
+    ]);
+    let created = weft_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "httpbin-credential",
+        "-n",
+        "istio-system",
+        &format!("--from-file=tls.key={}", path(&key)),
+        &format!("--from-file=tls.crt={}", path(&cert)),
+        &format!("--from-file=ca.crt={ca}"),
+    ]);
+    assert_eq!(created, "secret/httpbin-credential created\n");
+    apply(&host, &["httpbin/httpbin-mutual-gateway.yaml"]);
+    let (client_crt, client_key) = (path(&client_crt), path(&client_key));
+    let with_client = [
+        "--cacert",
+        ca.as_str(),
+        "--cert",
+        client_crt.as_str(),
+        "--key",
+        client_key.as_str(),
+    ];
+    eventually("the gateway to ask for client certificates", SETTLE, || {
+        (https("/status/418", &trusting).0 != Some(0)).then_some(())
+    });
+    let (code, body) = https("/status/418", &with_client);
+    assert_eq!(code, Some(0), "{body}");
+    assert!(body.ends_with("\n418") && body.contains("teapot"), "{body}");
+    let (stranger_crt, stranger_key) = (path(&stranger_crt), path(&stranger_key));
+    let stranger = [
+        "--cacert",
+        ca.as_str(),
+        "--cert",
+        stranger_crt.as_str(),
+        "--key",
+        stranger_key.as_str(),
+    ];
+    let (code, body) = https("/status/418", &stranger);
+    assert_ne!(code, Some(0), "a client certificate of another CA: {body}");
+    // A CA of the same name with another key: the signature does not verify.
+    let impostor = dir.join("impostor");
+    std::fs::create_dir_all(&impostor).unwrap();
+    openssl_ca(&impostor, "example.com");
+    let (forged_crt, forged_key) = openssl_issue(&impostor, "example.com", "client.example.com");
+    let (forged_crt, forged_key) = (path(&forged_crt), path(&forged_key));
+    let forged = [
+        "--cacert",
+        ca.as_str(),
+        "--cert",
+        forged_crt.as_str(),
+        "--key",
+        forged_key.as_str(),
+    ];
+    let (code, body) = https("/status/418", &forged);
+    assert_ne!(
+        code,
+        Some(0),
+        "a client certificate of an impostor CA: {body}"
     );
-    let out = https("/status/200", false);
-    assert_eq!(
-        out.status.code(),
-        Some(60),
-        "curl without the CA: {}",
-        text(&out)
-    );
+    // The task's client is still let in.
+    assert_eq!(https("/status/418", &with_client).0, Some(0));
 }
 
 /// Kills a process when dropped (a server the test runs outside the mesh).

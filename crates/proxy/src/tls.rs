@@ -5,6 +5,7 @@
 //! and serves HTTP/1.1 or HTTP/2 (by ALPN) from its own virtual hosts, a passthrough
 //! route gets the untouched bytes.
 
+mod client_auth;
 pub mod config;
 pub mod credentials;
 mod der;

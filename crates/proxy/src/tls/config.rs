@@ -14,6 +14,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 use weft_api::networking::gateway::{ServerTlsMode, ServerTlsSettings, TlsProtocol};
 
+use super::client_auth::ClientCerts;
 use super::credentials::Credential;
 
 /// What a server offers, as the config dump shows it.
@@ -105,6 +106,7 @@ pub fn server_config(
                     .add(cert.clone())
                     .map_err(|e| format!("a client CA certificate is unusable: {e}"))?;
             }
+            let algorithms = provider.signature_verification_algorithms;
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                     .with_crls(ca.crls.iter().cloned())
@@ -115,7 +117,12 @@ pub fn server_config(
             let verifier = verifier
                 .build()
                 .map_err(|e| format!("cannot verify client certificates: {e}"))?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(ClientCerts::new(
+                verifier,
+                &ca.roots,
+                algorithms,
+                !ca.crls.is_empty(),
+            )))
         }
         _ => builder.with_no_client_auth(),
     };
