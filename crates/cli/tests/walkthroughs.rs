@@ -269,18 +269,22 @@ fn bookinfo_walkthroughs() {
     );
 }
 
+/// `curl [EXTRA...] URL` inside the mesh host namespace; returns curl's exit code and
+/// what it printed, the status code on the last line.
+fn curl(host: &MeshHost, extra: &[&str], url: &str) -> (Option<i32>, String) {
+    let mut argv = vec!["curl", "-sS", "--max-time", "10", "-w", "\n%{http_code}"];
+    argv.extend_from_slice(extra);
+    argv.push(url);
+    let out = host.in_host(&argv);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
 /// `curl` inside the mesh host namespace; returns (status code, body).
 fn get(host: &MeshHost, url: &str) -> (String, String) {
-    let out = host.in_host(&[
-        "curl",
-        "-sS",
-        "--max-time",
-        "10",
-        "-w",
-        "\n%{http_code}",
-        url,
-    ]);
-    let body = String::from_utf8_lossy(&out.stdout).to_string();
+    let (_, body) = curl(host, &[], url);
     let (body, code) = body.rsplit_once('\n').unwrap_or(("", ""));
     (code.to_string(), body.to_string())
 }
@@ -550,26 +554,10 @@ fn httpbin_through_an_https_gateway() {
     assert_eq!(created, "secret/httpbin-credential created\n");
     apply(&host, &["httpbin/httpbin-secure-gateway.yaml"]);
     let ca = path(&ca);
-    // curl's exit code and what it printed, the status code last.
+    let resolve = ["--resolve", "httpbin.example.com:8443:127.0.0.1"];
     let https = |path: &str, extra: &[&str]| {
         let url = format!("https://httpbin.example.com:8443{path}");
-        let mut argv = vec![
-            "curl",
-            "-sS",
-            "--max-time",
-            "10",
-            "-w",
-            "\n%{http_code}",
-            "--resolve",
-            "httpbin.example.com:8443:127.0.0.1",
-        ];
-        argv.extend_from_slice(extra);
-        argv.push(&url);
-        let out = host.in_host(&argv);
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-        )
+        curl(&host, &[&resolve[..], extra].concat(), &url)
     };
     let trusting = ["--cacert", ca.as_str()];
     let teapot = eventually("the HTTPS server to answer", SETTLE, || {
@@ -581,9 +569,9 @@ fn httpbin_through_an_https_gateway() {
     assert_eq!(https("/status/200", &[]).0, Some(60), "curl without the CA");
 
     // Mutual TLS.
-    let (client_crt, client_key) = openssl_issue(dir, "example.com", "client.example.com");
+    let client = openssl_issue(dir, "example.com", "client.example.com");
     openssl_ca(dir, "other.com");
-    let (stranger_crt, stranger_key) = openssl_issue(dir, "other.com", "stranger.other.com");
+    let stranger = openssl_issue(dir, "other.com", "stranger.other.com");
     weft_ok(&[
         "delete",
         "secret",
@@ -604,54 +592,35 @@ fn httpbin_through_an_https_gateway() {
     ]);
     assert_eq!(created, "secret/httpbin-credential created\n");
     apply(&host, &["httpbin/httpbin-mutual-gateway.yaml"]);
-    let (client_crt, client_key) = (path(&client_crt), path(&client_key));
-    let with_client = [
-        "--cacert",
-        ca.as_str(),
-        "--cert",
-        client_crt.as_str(),
-        "--key",
-        client_key.as_str(),
-    ];
+    // The teapot, asked for with a client certificate.
+    let as_client = |(crt, key): &(PathBuf, PathBuf)| {
+        let (crt, key) = (path(crt), path(key));
+        https(
+            "/status/418",
+            &["--cacert", &ca, "--cert", &crt, "--key", &key],
+        )
+    };
     eventually("the gateway to ask for client certificates", SETTLE, || {
         (https("/status/418", &trusting).0 != Some(0)).then_some(())
     });
-    let (code, body) = https("/status/418", &with_client);
+    let (code, body) = as_client(&client);
     assert_eq!(code, Some(0), "{body}");
     assert!(body.ends_with("\n418") && body.contains("teapot"), "{body}");
-    let (stranger_crt, stranger_key) = (path(&stranger_crt), path(&stranger_key));
-    let stranger = [
-        "--cacert",
-        ca.as_str(),
-        "--cert",
-        stranger_crt.as_str(),
-        "--key",
-        stranger_key.as_str(),
-    ];
-    let (code, body) = https("/status/418", &stranger);
+    let (code, body) = as_client(&stranger);
     assert_ne!(code, Some(0), "a client certificate of another CA: {body}");
     // A CA of the same name with another key: the signature does not verify.
     let impostor = dir.join("impostor");
     std::fs::create_dir_all(&impostor).unwrap();
     openssl_ca(&impostor, "example.com");
-    let (forged_crt, forged_key) = openssl_issue(&impostor, "example.com", "client.example.com");
-    let (forged_crt, forged_key) = (path(&forged_crt), path(&forged_key));
-    let forged = [
-        "--cacert",
-        ca.as_str(),
-        "--cert",
-        forged_crt.as_str(),
-        "--key",
-        forged_key.as_str(),
-    ];
-    let (code, body) = https("/status/418", &forged);
+    let forged = openssl_issue(&impostor, "example.com", "client.example.com");
+    let (code, body) = as_client(&forged);
     assert_ne!(
         code,
         Some(0),
         "a client certificate of an impostor CA: {body}"
     );
     // The task's client is still let in.
-    assert_eq!(https("/status/418", &with_client).0, Some(0));
+    assert_eq!(as_client(&client).0, Some(0));
 }
 
 /// Kills a process when dropped (a server the test runs outside the mesh).
