@@ -261,6 +261,39 @@ fn a_client_reaches_a_workload_through_both_sidecars_and_exec_ps_logs_show_them(
     let proxy_logs = text(&host.weft(&["logs", "hello", "--proxy"]));
     assert!(proxy_logs.contains("config loaded"), "{proxy_logs}");
 
+    // The sidecar's admin API: `proxy-config` reads it from the bridge, and so may a
+    // neighbour, but only its own namespace may change anything (POST).
+    let hello_ip = host.record("default", "hello").unwrap()["ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let admin_call = |from: &str, method: &str, path: &str| {
+        let url = format!("http://{hello_ip}:15000{path}");
+        let out = host.weft(&[
+            "exec",
+            from,
+            "--",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            method,
+            &url,
+        ]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(admin_call("sleep", "POST", "/quitquitquit"), "403");
+    assert_eq!(admin_call("sleep", "POST", "/logging?level=debug"), "403");
+    assert_eq!(
+        admin_call("sleep", "GET", "/ready"),
+        "200",
+        "it did not quit"
+    );
+    assert_eq!(admin_call("hello", "POST", "/logging?level=info"), "200");
+
     // A `weft run` killed outright: `weft up` notices and removes its workload.
     let netns = host.record("default", "sleep").unwrap()["netns"]
         .as_str()

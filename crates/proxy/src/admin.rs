@@ -71,13 +71,18 @@ pub struct Admin {
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, admin: Admin) {
     let admin = Arc::new(admin);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
+        // A client of this network namespace: loopback, or one of its own addresses (a
+        // sidecar's admin API listens on the pod's address, where its neighbours on the
+        // bridge reach it too).
+        let local =
+            peer.ip().is_loopback() || stream.local_addr().is_ok_and(|a| a.ip() == peer.ip());
         let (shared, admin) = (shared.clone(), admin.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let resp = answer(&req, &shared, &admin);
+                let resp = answer(&req, &shared, &admin, local);
                 async move { Ok::<_, Infallible>(resp) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -159,7 +164,18 @@ fn set_log_level(req: &Request<Incoming>, logging: Option<&LogControl>) -> Respo
     }
 }
 
-fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin) -> Response<Body> {
+/// Answers an admin request; `local` says whether the client is in the proxy's own
+/// network namespace: only such a client may change anything (the POST paths), others
+/// may read.
+fn answer(req: &Request<Incoming>, shared: &Shared, admin: &Admin, local: bool) -> Response<Body> {
+    if req.method() == Method::POST && !local {
+        return text(
+            StatusCode::FORBIDDEN,
+            "the admin API takes POST requests only from the proxy's own network namespace \
+             (loopback or its own addresses); from elsewhere it is read-only\n"
+                .into(),
+        );
+    }
     let tables = shared.tables.load();
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/ready") => server_state(shared, &admin.startup),
