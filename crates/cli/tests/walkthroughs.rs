@@ -269,6 +269,73 @@ fn bookinfo_walkthroughs() {
     );
 }
 
+/// The course's Sidecar walkthrough: before, productpage's sidecar has the endpoints of
+/// every bookinfo service; with examples/bookinfo/sidecars.yaml only those of reviews and
+/// details (and istio-system's), as `weft proxy-config endpoints deploy/productpage-v1.default`
+/// shows; the page still works, stars included (reviews v2/v3 keep ratings); deleting the
+/// Sidecars gives everything back.
+#[test]
+fn sidecar_resources_narrow_what_each_proxy_is_given() {
+    let host = MeshHost::start(&["--demo", "bookinfo"]);
+    // The services productpage's sidecar has endpoints for.
+    let services = || -> std::collections::BTreeSet<String> {
+        let out = host.weft(&["proxy-config", "endpoints", "deploy/productpage-v1.default"]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().last())
+            .filter_map(|cluster| cluster.rsplit('|').next())
+            .map(|host| host.split('.').take(2).collect::<Vec<_>>().join("."))
+            .collect()
+    };
+    let all = services();
+    for service in [
+        "details.default",
+        "reviews.default",
+        "ratings.default",
+        "productpage.default",
+        "istio-egressgateway.istio-system",
+    ] {
+        assert!(all.contains(service), "{service} in {all:?}");
+    }
+
+    apply(&host, &["bookinfo/sidecars.yaml"]);
+    let wanted: std::collections::BTreeSet<String> = [
+        "details.default",
+        "reviews.default",
+        "istio-egressgateway.istio-system",
+    ]
+    .map(String::from)
+    .into();
+    eventually("productpage's view to narrow", SETTLE, || {
+        (services() == wanted).then_some(())
+    });
+    // Still the whole page, with stars from v2 or v3 (which keep ratings).
+    let mut stars = std::collections::BTreeSet::new();
+    for _ in 0..15 {
+        let p = page(&host, None);
+        assert_eq!(p.status, "200");
+        assert!(!p.html.contains("Sorry"), "{}", p.html);
+        assert!(
+            !p.html.contains("Ratings service is currently unavailable"),
+            "reviews v2/v3 still reach ratings: {}",
+            p.html
+        );
+        stars.insert(p.stars());
+    }
+    assert!(
+        stars.contains("black") || stars.contains("red"),
+        "{stars:?}"
+    );
+
+    let out = host.weft(&["delete", "-f", &example("bookinfo/sidecars.yaml")]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually("productpage's view to widen again", SETTLE, || {
+        (services() == all).then_some(())
+    });
+}
+
 /// `curl [EXTRA...] URL` inside the mesh host namespace; returns curl's exit code and
 /// what it printed, the status code on the last line.
 fn curl(host: &MeshHost, extra: &[&str], url: &str) -> (Option<i32>, String) {
