@@ -28,7 +28,79 @@ pub struct ProxyConfigArgs {
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
     #[command(flatten)]
+    filter: Filter,
+    #[command(flatten)]
     connection: Connection,
+}
+
+/// istioctl's filters; each applies to the kinds that have the field.
+#[derive(Args, Default)]
+struct Filter {
+    /// Listeners and endpoints at this address.
+    #[arg(long)]
+    address: Option<String>,
+    /// Listeners, clusters and endpoints of this port.
+    #[arg(long)]
+    port: Option<u16>,
+    /// The route config of this name (`80`, or a gateway's `http.8080`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Clusters of this service host.
+    #[arg(long)]
+    fqdn: Option<String>,
+    /// Clusters of this subset.
+    #[arg(long)]
+    subset: Option<String>,
+    /// Clusters of this direction (`inbound`, `outbound`).
+    #[arg(long)]
+    direction: Option<String>,
+    /// Endpoints of this cluster (`outbound|80|v1|customers.default.svc.cluster.local`).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Endpoints of this status (`HEALTHY`, `UNHEALTHY`).
+    #[arg(long)]
+    status: Option<String>,
+}
+
+impl Filter {
+    fn is(want: Option<&str>, have: &str) -> bool {
+        want.is_none_or(|w| w == have)
+    }
+
+    fn port(&self, have: &str) -> bool {
+        self.port.is_none_or(|p| have == p.to_string())
+    }
+
+    /// Whether a table row of `what` (the header excluded) passes.
+    fn keeps(&self, what: What, row: &[String]) -> bool {
+        let cell = |i: usize| row.get(i).map_or("", String::as_str);
+        match what {
+            What::Listeners => Self::is(self.address.as_deref(), cell(0)) && self.port(cell(1)),
+            What::Routes => Self::is(self.name.as_deref(), cell(0)),
+            What::Clusters => {
+                let subset = if cell(2) == "-" { "" } else { cell(2) };
+                Self::is(self.fqdn.as_deref(), cell(0))
+                    && self.port(cell(1))
+                    && Self::is(self.subset.as_deref(), subset)
+                    && Self::is(self.direction.as_deref(), cell(3))
+            }
+            What::Endpoints => {
+                let (address, port) = cell(0).rsplit_once(':').unwrap_or((cell(0), ""));
+                Self::is(self.address.as_deref(), address)
+                    && self.port(port)
+                    && Self::is(self.status.as_deref(), cell(1))
+                    && Self::is(self.cluster.as_deref(), cell(3))
+            }
+            What::Secrets | What::All => true,
+        }
+    }
+
+    /// Keeps the header and the rows that pass.
+    fn rows(&self, what: What, mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+        let mut first = true;
+        rows.retain(|r| std::mem::take(&mut first) || self.keeps(what, r));
+        rows
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,26 +140,44 @@ pub fn run(args: &ProxyConfigArgs) -> anyhow::Result<ExitCode> {
     }
     let text = match args.output {
         Output::Json => {
-            let part = json_part(&answer, args.what);
+            let part = json_part(&answer, args.what, &args.filter);
             format!(
                 "{}\n",
                 serde_json::to_string_pretty(&part).unwrap_or_default()
             )
         }
-        Output::Table => render(&answer, args.what),
+        Output::Table => render(&answer, args.what, &args.filter),
     };
     crate::proxy_status::print_out(&text)
 }
 
-/// The part of the dump `-o json` prints.
-fn json_part(answer: &Value, what: What) -> Value {
+/// The part of the dump `-o json` prints, narrowed by the filters that apply.
+fn json_part(answer: &Value, what: What, filter: &Filter) -> Value {
     let dump = &answer["config_dump"];
+    let gateway = dump["sidecar"].is_null();
+    // A listener or route config of the dump, by its port.
+    let keep_port = |port: &str| {
+        let route_name = if gateway {
+            format!("http.{port}")
+        } else {
+            port.to_string()
+        };
+        filter.port(port) && Filter::is(filter.name.as_deref(), &route_name)
+    };
+    let by_port = |v: &Value| -> Value {
+        let kept = v.as_object().into_iter().flatten();
+        Value::Object(
+            kept.filter(|(p, _)| keep_port(p))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    };
     match what {
         What::Listeners => serde_json::json!({
-            "listeners": dump["listeners"],
+            "listeners": by_port(&dump["listeners"]),
             "sidecar": dump["sidecar"],
         }),
-        What::Routes => dump["listeners"].clone(),
+        What::Routes => by_port(&dump["listeners"]),
         What::Clusters => {
             let mut all = dump["clusters"].as_object().cloned().unwrap_or_default();
             for (name, c) in dump["sidecar"]["inbound_clusters"]
@@ -97,20 +187,26 @@ fn json_part(answer: &Value, what: What) -> Value {
             {
                 all.insert(name.clone(), c.clone());
             }
+            all.retain(|name, _| {
+                cluster_parts(name).is_none_or(|[direction, port, subset, host]| {
+                    let row = [host, port, subset, direction].map(dash);
+                    filter.keeps(What::Clusters, &row)
+                })
+            });
             Value::Object(all)
         }
-        What::Endpoints => Value::from(endpoint_rows(answer)),
+        What::Endpoints => Value::from(filter.rows(what, endpoint_rows(answer))),
         What::Secrets => Value::Array(Vec::new()),
         What::All => answer.clone(),
     }
 }
 
-fn render(answer: &Value, what: What) -> String {
+fn render(answer: &Value, what: What, filter: &Filter) -> String {
     match what {
-        What::Listeners => table(&listener_rows(answer)),
-        What::Routes => table(&route_rows(answer)),
-        What::Clusters => table(&cluster_rows(answer)),
-        What::Endpoints => table(&endpoint_rows(answer)),
+        What::Listeners => table(&filter.rows(what, listener_rows(answer))),
+        What::Routes => table(&filter.rows(what, route_rows(answer))),
+        What::Clusters => table(&filter.rows(what, cluster_rows(answer))),
+        What::Endpoints => table(&filter.rows(what, endpoint_rows(answer))),
         What::Secrets => secrets(),
         What::All => [
             table(&cluster_rows(answer)),

@@ -335,6 +335,32 @@ fn proxy_config_reads_the_proxys_tables_through_the_control_plane() {
             &format!("Route: http.{}", mesh.port)
         ]
     );
+    // istioctl's filters: what does not match leaves the header alone.
+    for (args, rows) in [
+        (&["clusters", "ingress", "--direction", "outbound"][..], 1),
+        (&["clusters", "ingress", "--direction", "inbound"], 0),
+        (&["clusters", "ingress", "--subset", "v9"], 0),
+        (
+            &["clusters", "ingress", "--port", "9080", "--subset", ""],
+            1,
+        ),
+        (
+            &[
+                "endpoints",
+                "ingress",
+                "--status",
+                "HEALTHY",
+                "--address",
+                "127.0.0.1",
+            ],
+            1,
+        ),
+        (&["endpoints", "ingress", "--status", "UNHEALTHY"], 0),
+        (&["routes", "ingress", "--name", "80"], 0),
+    ] {
+        let table = proxy_config(cp, args);
+        assert_eq!(table.lines().count(), 1 + rows, "{args:?}:\n{table}");
+    }
     let secrets = proxy_config(cp, &["secrets", "ingress"]);
     assert_eq!(secrets.lines().count(), 2, "{secrets}");
     let json: Value =

@@ -336,6 +336,134 @@ fn sidecar_resources_narrow_what_each_proxy_is_given() {
     });
 }
 
+/// The course's proxy-config walkthrough: with customers pinned to v1, web-frontend's
+/// sidecar has route config `80` whose customers virtual host sends everything to
+/// `outbound|80|v1|customers...` with 2 retries, the two customers clusters (`-` and `v1`,
+/// both from the DestinationRule customers.default), and customers v1's endpoint on its
+/// target port; istioctl's filters (`--name`, `--fqdn`, `--cluster`, `--port`) narrow them.
+#[test]
+fn proxy_config_shows_what_web_frontend_was_given() {
+    let host = MeshHost::start(&["--demo", "customers"]);
+    apply(
+        &host,
+        &["customers/customers-dr.yaml", "customers/customers-vs.yaml"],
+    );
+    let pc = |args: &[&str]| {
+        let mut all = vec!["proxy-config"];
+        all.extend_from_slice(args);
+        let out = host.weft(&all);
+        assert!(out.status.success(), "weft {all:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let fqdn = "customers.default.svc.cluster.local";
+    let v1 = format!("outbound|80|v1|{fqdn}");
+    let routes: serde_json::Value =
+        eventually("web-frontend's route to customers v1", SETTLE, || {
+            let json: serde_json::Value = serde_json::from_str(&pc(&[
+                "routes",
+                "web-frontend",
+                "--name",
+                "80",
+                "-o",
+                "json",
+            ]))
+            .unwrap();
+            json.to_string().contains(&v1).then_some(json)
+        });
+    assert_eq!(
+        routes.as_object().unwrap().len(),
+        1,
+        "only route config 80: {routes}"
+    );
+    let vhost = routes["80"]["virtual_hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == format!("{fqdn}:80"))
+        .expect("customers' virtual host");
+    let domains: Vec<&str> = vhost["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    for d in [fqdn, "customers", "customers.default", "customers:80"] {
+        assert!(domains.contains(&d), "{d} in {domains:?}");
+    }
+    let vip = host.vip("default", "customers");
+    assert!(
+        domains.contains(&vip.as_str()),
+        "the service address {vip} in {domains:?}"
+    );
+    let route = &vhost["routes"][0];
+    assert_eq!(route["action"]["Forward"][0]["cluster"], v1.as_str());
+    assert_eq!(
+        route["policy"]["retry"]["retries"], 2,
+        "Istio's default retries"
+    );
+
+    let clusters = pc(&["clusters", "web-frontend", "--fqdn", fqdn]);
+    let rows: Vec<Vec<&str>> = clusters
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "SERVICE",
+                "FQDN",
+                "PORT",
+                "SUBSET",
+                "DIRECTION",
+                "TYPE",
+                "DESTINATION",
+                "RULE"
+            ],
+            vec![fqdn, "80", "-", "outbound", "EDS", "customers.default"],
+            vec![fqdn, "80", "v1", "outbound", "EDS", "customers.default"],
+        ],
+        "{clusters}"
+    );
+    let ip = host.record("default", "customers-v1").unwrap()["ip"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let endpoints = pc(&["endpoints", "web-frontend", "--cluster", &v1]);
+    let rows: Vec<Vec<&str>> = endpoints
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [vec![
+            format!("{ip}:3000").as_str(),
+            "HEALTHY",
+            "OK",
+            v1.as_str()
+        ]],
+        "{endpoints}"
+    );
+    let listeners = pc(&[
+        "listeners",
+        "web-frontend",
+        "--port",
+        "80",
+        "--address",
+        &vip,
+    ]);
+    assert_eq!(
+        listeners
+            .lines()
+            .nth(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![vip.as_str(), "80", "ALL", "Route:", "80"]),
+        "{listeners}"
+    );
+    assert_eq!(listeners.lines().count(), 2, "{listeners}");
+}
+
 /// `curl [EXTRA...] URL` inside the mesh host namespace; returns curl's exit code and
 /// what it printed, the status code on the last line.
 fn curl(host: &MeshHost, extra: &[&str], url: &str) -> (Option<i32>, String) {
