@@ -66,7 +66,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(as_tool(std::env::args_os().collect()));
     let result = match cli.command {
         Command::Validate(args) => check::validate(&args),
         Command::Analyze(args) => check::analyze(&args),
@@ -93,4 +93,17 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Run under a demo tool's name (`weft up` links `fortio` to this binary on the PATH of
+/// `weft exec`), the binary is that tool: `fortio load ...` is `weft sample fortio load ...`.
+fn as_tool(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let name = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .map(|n| n.to_os_string());
+    if name.as_deref() == Some("fortio".as_ref()) {
+        args.splice(0..1, ["weft", "sample", "fortio"].map(Into::into));
+    }
+    args
 }

@@ -554,7 +554,6 @@ fn exec(host: &MeshHost, name: &str, args: &[&str]) -> String {
 #[test]
 fn httpbin_circuit_breaker_and_mirroring() {
     let host = MeshHost::start(&["--demo", "httpbin"]);
-    let weft = env!("CARGO_BIN_EXE_weft");
     apply(&host, &["httpbin/destination-rule-circuit-breaker.yaml"]);
     // As a user checks it: fortio's sidecar has the DestinationRule (istioctl's way of
     // naming a pod, without its namespace).
@@ -577,7 +576,7 @@ fn httpbin_circuit_breaker_and_mirroring() {
         let out = exec(
             &host,
             "fortio",
-            &[weft, "sample", "fortio", "curl", "http://httpbin:8000/get"],
+            &["fortio", "curl", "http://httpbin:8000/get"],
         );
         out.contains("200 OK").then_some(())
     });
@@ -585,8 +584,6 @@ fn httpbin_circuit_breaker_and_mirroring() {
         &host,
         "fortio",
         &[
-            weft,
-            "sample",
             "fortio",
             "load",
             "-c",

@@ -62,7 +62,7 @@ pub const DEMOS: &[Demo] = &[
         config: &[],
         try_lines: &[
             "{weft} exec sleep -- curl -s httpbin:8000/headers",
-            "{weft} exec fortio -- {weft} sample fortio load -c 2 -qps 0 -n 20 http://httpbin:8000/get",
+            "{weft} exec fortio -- fortio load -c 2 -qps 0 -n 20 -loglevel Warning http://httpbin:8000/get",
         ],
     },
     Demo {
@@ -127,7 +127,8 @@ pub const WORKLOADS: &[DemoWorkload] = &[
         app: "fortio",
         version: None,
         service_account: "default",
-        // An idle client to run `weft sample fortio load` in, as Istio's fortio-deploy.
+        // An idle client to run `fortio load` in (`weft exec` has it on the PATH), as Istio's
+        // fortio-deploy.
         ports: &[],
         service: None,
         sample: &["sleep"],

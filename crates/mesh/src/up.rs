@@ -118,7 +118,8 @@ async fn prepare(state: &StateDir, subnet: Ipv4Net, say: &(dyn Fn(&str) + Sync))
 fn mesh_info(opts: &UpOptions, state: &StateDir) -> Result<MeshInfo> {
     let tag = state.tag();
     let gateway = state::gateway_ip(opts.subnet);
-    let (proxy_binary, runtime_dir) = reachable_binary(&opts.weft, &tag)?;
+    let (proxy_binary, _) = reachable_binary(&opts.weft, &tag)?;
+    let runtime_dir = tools(&tag, &proxy_binary)?;
     Ok(MeshInfo {
         bridge: bridge_name(&tag),
         tag,
@@ -129,7 +130,7 @@ fn mesh_info(opts: &UpOptions, state: &StateDir) -> Result<MeshInfo> {
         owner: Proc::me(),
         netns_id: net::netns_id(),
         proxy_binary,
-        runtime_dir,
+        runtime_dir: Some(runtime_dir),
         low_port_offset: opts.low_port_offset,
         outbound_policy: opts.outbound_policy.clone(),
         started: state::now(),
@@ -160,9 +161,32 @@ fn reachable_binary(weft: &Path, tag: &str) -> Result<(PathBuf, Option<PathBuf>)
     Ok((copy, Some(dir)))
 }
 
-/// Where `weft up` keeps a copy of the binary when it needs one.
+/// Where `weft up` keeps a copy of the binary when it needs one, and the tools' directory.
 pub fn runtime_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("weft-{tag}"))
+}
+
+/// The directory `weft exec` puts first on the PATH: the demos' client tools by their own
+/// names (`fortio`, which is `weft sample fortio`), as the seeds call them.
+pub fn tools_dir(tag: &str) -> PathBuf {
+    runtime_dir(tag).join("bin")
+}
+
+/// Makes the tools' directory, readable by every user (`weft exec` runs commands as the
+/// invoking user); returns the runtime directory it is in.
+fn tools(tag: &str, weft: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tools_dir(tag);
+    let fail = |what: &str| MeshError::io(format!("cannot {what} {}", dir.display()));
+    std::fs::create_dir_all(&dir).map_err(fail("create"))?;
+    for d in [runtime_dir(tag), dir.clone()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))
+            .map_err(fail("open"))?;
+    }
+    let link = dir.join("fortio");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(weft, &link).map_err(fail("link the fortio tool in"))?;
+    Ok(runtime_dir(tag))
 }
 
 /// What `weft up` runs and watches.

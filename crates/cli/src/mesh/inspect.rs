@@ -94,10 +94,15 @@ pub fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
     let (program, rest) = argv
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("no command to run"))?;
+    // The demos' tools (`fortio`) come first on the PATH, as in their images.
+    let tools = weft_mesh::up::tools_dir(&state.tag());
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let path = std::env::join_paths(std::iter::once(tools).chain(std::env::split_paths(&path)))?;
     // Replaces this process: standard input, output and the exit code are the command's.
     let err = Command::new(program)
         .args(rest)
         .env("HOSTNAME", &r.hostname)
+        .env("PATH", path)
         .exec();
     anyhow::bail!("cannot run {}: {err}", argv.join(" "))
 }

@@ -250,6 +250,11 @@ impl MeshHost {
                 left.push(format!("record {:?}", e.file_name()));
             }
         }
+        // The runtime directory (the tools on `weft exec`'s PATH, a copy of the binary).
+        let runtime = std::env::temp_dir().join(format!("weft-{}", self.tag));
+        if runtime.exists() {
+            left.push(format!("directory {}", runtime.display()));
+        }
         for pid in pids {
             if Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(*pid) {
                 left.push(format!("process {pid}"));
