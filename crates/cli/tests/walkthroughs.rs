@@ -907,15 +907,12 @@ fn egress_gateway_routes_external_traffic() {
         .expect("the egress gateway's IP")
         .to_string();
     // The egress gateway's count of requests it sent to edition.cnn.com.
-    let through_egress = || -> u64 {
-        let (code, stats) = get(&host, &format!("http://{egress_ip}:15000/stats"));
-        assert_eq!(code, "200", "{stats}");
-        stats
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("cluster.outbound|80||edition.cnn.com.upstream_rq_total: ")
-            })
-            .map_or(0, |n| n.trim().parse().unwrap())
+    let through_egress = || {
+        counter(
+            &host,
+            &egress_ip,
+            "outbound|80||edition.cnn.com.upstream_rq_total",
+        )
     };
     let call = || {
         exec(
@@ -962,6 +959,81 @@ fn egress_gateway_routes_external_traffic() {
         let before = through_egress();
         (call().contains("edition.cnn.com") && through_egress() == before).then_some(())
     });
+
+    // The task's HTTPS part: TLS by SNI through the egress gateway, passed through
+    // undecrypted to a TLS server standing in for edition.cnn.com.
+    let ca = openssl_ca(&host.dir, "example.com");
+    let (crt, key) = openssl_issue(&host.dir, "example.com", "edition.cnn.com");
+    let _tls_server = Killed(
+        std::process::Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", host.ns))
+            .args(["openssl", "s_server", "-accept", "9443", "-www", "-cert"])
+            .arg(&crt)
+            .arg("-key")
+            .arg(&key)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start openssl s_server"),
+    );
+    let ca = ca.display().to_string();
+    let https_call = || {
+        let out = host.weft(&[
+            "exec",
+            "sleep",
+            "--",
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            "--cacert",
+            &ca,
+            "https://edition.cnn.com/",
+        ]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("s_server")
+            .then_some(())
+    };
+    // TLS connections the egress gateway made to edition.cnn.com.
+    let tls_through_egress = || {
+        counter(
+            &host,
+            &egress_ip,
+            "outbound|443||edition.cnn.com.upstream_cx_total",
+        )
+    };
+    eventually("sleep to reach the TLS server directly", SETTLE, https_call);
+    assert_eq!(
+        tls_through_egress(),
+        0,
+        "without the egress config the sidecar goes direct"
+    );
+    apply(&host, &["egress/egress-gateway-cnn-tls.yaml"]);
+    eventually("TLS to go through the egress gateway", SETTLE, || {
+        https_call().filter(|()| tls_through_egress() > 0)
+    });
+    let before = tls_through_egress();
+    for _ in 0..3 {
+        https_call().expect("an HTTPS answer through the egress gateway");
+    }
+    assert_eq!(
+        tls_through_egress(),
+        before + 3,
+        "each connection went through the egress gateway"
+    );
+}
+
+/// One of a proxy's `/stats` counters, read from its admin API at `ip`:15000 (0 when the
+/// cluster has not been used yet).
+fn counter(host: &MeshHost, ip: &str, name: &str) -> u64 {
+    let (code, stats) = get(host, &format!("http://{ip}:15000/stats"));
+    assert_eq!(code, "200", "{stats}");
+    let prefix = format!("cluster.{name}: ");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// The course's header routing: through the gateway, web-frontend shows customers v1 (no
