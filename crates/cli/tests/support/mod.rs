@@ -69,12 +69,32 @@ impl Drop for TempDir {
     }
 }
 
-/// A port nothing listens on right now (the OS's pick; free again once returned).
+/// A port nothing listens on right now, and one this test process has not handed out
+/// before: the tests of a binary run in parallel, and a port the OS picked for one
+/// (`bind :0`, then released) could be picked again for another before the first binds
+/// it. Ports come from below Linux's ephemeral range (32768 and up), so neither can a
+/// client connection's local port take it; each process starts at its own place.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + n % SPAN).expect("below 32000");
+        // Each listener is closed before the next bind.
+        let bindable = |host: &str| TcpListener::bind((host, port)).is_ok();
+        if bindable("127.0.0.1") && bindable("0.0.0.0") {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// A port that refuses connections for as long as the returned socket lives: bound, so
