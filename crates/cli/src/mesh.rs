@@ -36,7 +36,7 @@ impl StateArg {
 
 #[derive(Args)]
 pub struct UpArgs {
-    /// Start a demo: bookinfo, httpbin, helloworld, tcp-echo or customers (repeat the
+    /// Start a demo: bookinfo, httpbin, helloworld, tcp-echo, customers or hello-world (repeat the
     /// flag for several); `sleep` comes with every demo.
     #[arg(long = "demo", value_name = "NAME")]
     demos: Vec<String>,

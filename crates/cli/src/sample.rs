@@ -33,6 +33,8 @@ enum App {
     Helloworld(helloworld::Options),
     /// Istio's tcp-echo server: echoes each line with a prefix (`one hello`).
     TcpEcho(tcp_echo::Options),
+    /// The course's hello-world: `Hello World` for a GET of any path (port 3000).
+    HelloWorld(customers::HelloWorldOptions),
     /// The course's web-frontend: an HTML table of what customers answers.
     WebFrontend(customers::WebFrontendOptions),
     /// The course's customers: a JSON list of customers (v2 adds each one's city).
@@ -79,6 +81,7 @@ async fn serve(app: App) -> anyhow::Result<ExitCode> {
         App::Httpbin(o) => httpbin::run(o, shutdown).await?,
         App::Helloworld(o) => helloworld::run(o, shutdown).await?,
         App::TcpEcho(o) => tcp_echo::run(o, shutdown).await?,
+        App::HelloWorld(o) => customers::run_hello_world(o, shutdown).await?,
         App::WebFrontend(o) => customers::run_web_frontend(o, shutdown).await?,
         App::Customers(o) => customers::run_customers(o, shutdown).await?,
         App::Sleep => weft_samples::sleep(shutdown).await,

@@ -536,6 +536,7 @@ fn every_example_passes_weft_validate() {
         "customers",
         "sleep",
         "egress",
+        "hello-world",
     ] {
         assert!(
             files

@@ -484,6 +484,47 @@ fn get(host: &MeshHost, url: &str) -> (String, String) {
     (code.to_string(), body.to_string())
 }
 
+/// The course's Hello World through the ingress gateway: the Gateway alone answers 404;
+/// with the VirtualService bound to it, `Hello World` from the hello-world workload, with
+/// the proxy's `server: istio-envoy` and `x-envoy-upstream-service-time` headers, and
+/// `weft get vs` shows the VirtualService's gateways and hosts.
+#[test]
+fn course_hello_world_through_the_gateway() {
+    let host = MeshHost::start(&["--demo", "hello-world"]);
+    apply(&host, &["hello-world/gateway.yaml"]);
+    eventually("the Gateway alone to answer 404", SETTLE, || {
+        (get(&host, "http://127.0.0.1:8080/").0 == "404").then_some(())
+    });
+    apply(&host, &["hello-world/vs-hello-world.yaml"]);
+    let (_, answer) = eventually("Hello World through the gateway", SETTLE, || {
+        let reply = curl(&host, &["-i"], "http://127.0.0.1:8080/");
+        reply.1.ends_with("\n200").then_some(reply)
+    });
+    let lower = answer.to_ascii_lowercase();
+    for header in [
+        "http/1.1 200 ok",
+        "content-length: 11",
+        "content-type: text/plain; charset=utf-8",
+        "server: istio-envoy",
+        "x-envoy-upstream-service-time: ",
+    ] {
+        assert!(lower.contains(header), "{header} in {answer}");
+    }
+    assert!(answer.contains("\r\n\r\nHello World\n200"), "{answer}");
+    let vs = text(&host.weft(&["get", "vs"]));
+    let row: Vec<&str> = vs
+        .lines()
+        .find(|l| l.starts_with("hello-world"))
+        .unwrap_or_else(|| panic!("hello-world in {vs}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        &row[..3],
+        ["hello-world", "[\"gateway\"]", "[\"*\"]"],
+        "{vs}"
+    );
+}
+
 /// helloworld: 404 at the gateway before its VirtualService exists, then both versions.
 #[test]
 fn helloworld_through_the_gateway() {

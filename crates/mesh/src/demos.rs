@@ -80,6 +80,15 @@ pub const DEMOS: &[Demo] = &[
         ],
     },
     Demo {
+        name: "hello-world",
+        about: "the course's hello-world (port 80 to 3000)",
+        config: &[],
+        try_lines: &[
+            "{weft} apply -f examples/hello-world/gateway.yaml -f examples/hello-world/vs-hello-world.yaml",
+            "curl -v http://127.0.0.1:8080/",
+        ],
+    },
+    Demo {
         name: "customers",
         about: "the course's web-frontend and customers v1/v2",
         config: &[],
@@ -151,6 +160,17 @@ pub const WORKLOADS: &[DemoWorkload] = &[
     },
     customers("customers-v1", "v1"),
     customers("customers-v2", "v2"),
+    DemoWorkload {
+        demos: &["hello-world"],
+        name: "hello-world",
+        app: "hello-world",
+        version: None,
+        service_account: "default",
+        ports: &["80:3000/http"],
+        service: Some("hello-world"),
+        sample: &["hello-world"],
+        env: &[],
+    },
     DemoWorkload {
         demos: &[],
         name: "sleep",

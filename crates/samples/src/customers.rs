@@ -1,7 +1,8 @@
 //! The Istio course's application: `customers` answers a JSON list of customers (v2 adds
 //! each one's city), and `web-frontend` renders that list as an HTML table (a CITY column
 //! when the answer has cities). web-frontend passes the `user` header on to customers, so a
-//! VirtualService can send `user: debug` traffic to v2.
+//! VirtualService can send `user: debug` traffic to v2. The course's first app,
+//! `hello-world`, answers `Hello World` to every GET.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +49,32 @@ pub struct CustomersOptions {
     /// The port to listen on (0.0.0.0); the course's Service maps port 80 to it.
     #[arg(long, default_value_t = 3000)]
     pub port: u16,
+}
+
+/// `weft sample hello-world`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HelloWorldOptions {
+    /// The port to listen on (0.0.0.0); the course's Service maps port 80 to it.
+    #[arg(long, default_value_t = 3000)]
+    pub port: u16,
+}
+
+/// The course's hello-world: `Hello World` (plain text) for a GET of any path.
+pub async fn run_hello_world(
+    options: HelloWorldOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    server::serve(
+        options.port,
+        |req| async move {
+            match req.method {
+                Method::GET | Method::HEAD => server::text(StatusCode::OK, "Hello World"),
+                _ => server::method_not_allowed("GET, HEAD"),
+            }
+        },
+        shutdown,
+    )
+    .await
 }
 
 /// `weft sample web-frontend`.
