@@ -5,7 +5,7 @@
 pub(crate) mod client;
 mod table;
 
-pub(crate) use table::human_duration;
+pub(crate) use table::{human_duration, layout};
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use hyper::Method;
 use serde_json::Value;
 
-use crate::kubectl::Connection;
 use crate::kubectl::client::server_error;
+use crate::kubectl::{Connection, layout};
 
 #[derive(Args)]
 pub struct ProxyConfigArgs {
@@ -203,16 +203,16 @@ fn json_part(answer: &Value, what: What, filter: &Filter) -> Value {
 
 fn render(answer: &Value, what: What, filter: &Filter) -> String {
     match what {
-        What::Listeners => table(&filter.rows(what, listener_rows(answer))),
-        What::Routes => table(&filter.rows(what, route_rows(answer))),
-        What::Clusters => table(&filter.rows(what, cluster_rows(answer))),
-        What::Endpoints => table(&filter.rows(what, endpoint_rows(answer))),
+        What::Listeners => layout(&filter.rows(what, listener_rows(answer))),
+        What::Routes => layout(&filter.rows(what, route_rows(answer))),
+        What::Clusters => layout(&filter.rows(what, cluster_rows(answer))),
+        What::Endpoints => layout(&filter.rows(what, endpoint_rows(answer))),
         What::Secrets => secrets(),
         What::All => [
-            table(&cluster_rows(answer)),
-            table(&listener_rows(answer)),
-            table(&route_rows(answer)),
-            table(&endpoint_rows(answer)),
+            layout(&cluster_rows(answer)),
+            layout(&listener_rows(answer)),
+            layout(&route_rows(answer)),
+            layout(&endpoint_rows(answer)),
             secrets(),
         ]
         .join("\n"),
@@ -222,7 +222,7 @@ fn render(answer: &Value, what: What, filter: &Filter) -> String {
 /// Weft's proxies hold no certificates yet (mutual TLS comes with the CA): the table is
 /// empty, with a note rather than made-up rows.
 fn secrets() -> String {
-    let mut out = table(&[row(&[
+    let mut out = layout(&[row(&[
         "RESOURCE NAME",
         "TYPE",
         "STATUS",
@@ -506,30 +506,6 @@ fn capture_rows(sidecar: &Value) -> Vec<Vec<String>> {
         }
     }
     rows
-}
-
-/// Columns padded to their widest cell, three spaces apart, as istioctl prints them.
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, String::len))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

@@ -135,24 +135,7 @@ fn render(proxies: &[&Value]) -> String {
         row.push(p["version"].as_str().unwrap_or("").to_string());
         rows.push(row);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, String::len))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("   ").trim_end());
-        out.push('\n');
-    }
+    let mut out = crate::kubectl::layout(&rows);
     if !reasons.is_empty() {
         out.push('\n');
         for r in reasons {

@@ -148,32 +148,8 @@ pub fn ps(args: &PsArgs) -> anyhow::Result<ExitCode> {
         eprintln!("No resources found");
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", columns(&table));
+    print!("{}", crate::kubectl::layout(&table));
     Ok(ExitCode::SUCCESS)
-}
-
-/// kubectl's table layout: each column as wide as its widest cell, three spaces apart.
-fn columns<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 pub fn logs(args: &LogsArgs) -> anyhow::Result<ExitCode> {

@@ -52,7 +52,7 @@ fn lines(text: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn clusters_in_istioctls_columns_with_their_destination_rule() {
-    let out = table(&cluster_rows(&answer()));
+    let out = layout(&cluster_rows(&answer()));
     let rows = lines(&out);
     assert_eq!(
         rows[0],
@@ -94,7 +94,7 @@ fn clusters_in_istioctls_columns_with_their_destination_rule() {
 
 #[test]
 fn endpoints_show_outlier_ejection() {
-    let rows = lines(&table(&endpoint_rows(&answer())));
+    let rows = lines(&layout(&endpoint_rows(&answer())));
     assert_eq!(rows[0], ["ENDPOINT", "STATUS", "OUTLIER CHECK", "CLUSTER"]);
     assert_eq!(
         rows[1],
@@ -118,7 +118,7 @@ fn endpoints_show_outlier_ejection() {
 
 #[test]
 fn routes_name_their_virtual_service() {
-    let rows = lines(&table(&route_rows(&answer())));
+    let rows = lines(&layout(&route_rows(&answer())));
     assert_eq!(
         rows[0],
         ["NAME", "VHOST NAME", "DOMAINS", "MATCH", "VIRTUAL SERVICE"]
@@ -149,7 +149,7 @@ fn routes_name_their_virtual_service() {
 
 #[test]
 fn sidecar_listeners_per_service_address_then_the_capture_listeners() {
-    let rows = lines(&table(&listener_rows(&answer())));
+    let rows = lines(&layout(&listener_rows(&answer())));
     assert_eq!(rows[0], ["ADDRESSES", "PORT", "MATCH", "DESTINATION"]);
     assert_eq!(
         rows[1],
