@@ -96,6 +96,11 @@ pub const DEMOS: &[Demo] = &[
     },
 ];
 
+const HELLOWORLD_PORTS: &[&str] = &["5000/http"];
+const TCP_ECHO_PORTS: &[&str] = &["9000/tcp"];
+/// The course's Services (customers, hello-world) map port 80 to the apps' 3000.
+const COURSE_PORTS: &[&str] = &["80:3000/http"];
+
 const CUSTOMERS_URL: (&str, &str) = (
     "CUSTOMER_SERVICE_URL",
     "http://customers.default.svc.cluster.local",
@@ -143,10 +148,34 @@ pub const WORKLOADS: &[DemoWorkload] = &[
         sample: &["sleep"],
         env: &[],
     },
-    helloworld("helloworld-v1", "v1"),
-    helloworld("helloworld-v2", "v2"),
-    tcp_echo("tcp-echo-v1", "v1", "one"),
-    tcp_echo("tcp-echo-v2", "v2", "two"),
+    versioned(
+        &"helloworld",
+        "helloworld-v1",
+        "v1",
+        HELLOWORLD_PORTS,
+        &["helloworld", "--version", "v1"],
+    ),
+    versioned(
+        &"helloworld",
+        "helloworld-v2",
+        "v2",
+        HELLOWORLD_PORTS,
+        &["helloworld", "--version", "v2"],
+    ),
+    versioned(
+        &"tcp-echo",
+        "tcp-echo-v1",
+        "v1",
+        TCP_ECHO_PORTS,
+        &["tcp-echo", "--prefix", "one"],
+    ),
+    versioned(
+        &"tcp-echo",
+        "tcp-echo-v2",
+        "v2",
+        TCP_ECHO_PORTS,
+        &["tcp-echo", "--prefix", "two"],
+    ),
     DemoWorkload {
         demos: &["customers"],
         name: "web-frontend",
@@ -158,15 +187,27 @@ pub const WORKLOADS: &[DemoWorkload] = &[
         sample: &["web-frontend"],
         env: &[CUSTOMERS_URL],
     },
-    customers("customers-v1", "v1"),
-    customers("customers-v2", "v2"),
+    versioned(
+        &"customers",
+        "customers-v1",
+        "v1",
+        COURSE_PORTS,
+        &["customers", "--version", "v1"],
+    ),
+    versioned(
+        &"customers",
+        "customers-v2",
+        "v2",
+        COURSE_PORTS,
+        &["customers", "--version", "v2"],
+    ),
     DemoWorkload {
         demos: &["hello-world"],
         name: "hello-world",
         app: "hello-world",
         version: None,
         service_account: "default",
-        ports: &["80:3000/http"],
+        ports: COURSE_PORTS,
         service: Some("hello-world"),
         sample: &["hello-world"],
         env: &[],
@@ -211,53 +252,24 @@ const fn bookinfo(name: &'static str, app: &'static str, version: &'static str) 
     }
 }
 
-const fn helloworld(name: &'static str, version: &'static str) -> DemoWorkload {
+/// A versioned workload of a demo whose Service is named after the app, as Istio's
+/// helloworld and tcp-echo samples and the course's customers declare theirs.
+const fn versioned(
+    app: &'static &'static str,
+    name: &'static str,
+    version: &'static str,
+    ports: &'static [&'static str],
+    sample: &'static [&'static str],
+) -> DemoWorkload {
     DemoWorkload {
-        demos: &["helloworld"],
+        demos: std::slice::from_ref(app),
         name,
-        app: "helloworld",
+        app,
         version: Some(version),
         service_account: "default",
-        ports: &["5000/http"],
-        service: Some("helloworld"),
-        sample: match version.as_bytes() {
-            b"v1" => &["helloworld", "--version", "v1"],
-            _ => &["helloworld", "--version", "v2"],
-        },
-        env: &[],
-    }
-}
-
-const fn tcp_echo(name: &'static str, version: &'static str, prefix: &'static str) -> DemoWorkload {
-    DemoWorkload {
-        demos: &["tcp-echo"],
-        name,
-        app: "tcp-echo",
-        version: Some(version),
-        service_account: "default",
-        ports: &["9000/tcp"],
-        service: Some("tcp-echo"),
-        sample: match prefix.as_bytes() {
-            b"one" => &["tcp-echo", "--prefix", "one"],
-            _ => &["tcp-echo", "--prefix", "two"],
-        },
-        env: &[],
-    }
-}
-
-const fn customers(name: &'static str, version: &'static str) -> DemoWorkload {
-    DemoWorkload {
-        demos: &["customers"],
-        name,
-        app: "customers",
-        version: Some(version),
-        service_account: "default",
-        ports: &["80:3000/http"],
-        service: Some("customers"),
-        sample: match version.as_bytes() {
-            b"v1" => &["customers", "--version", "v1"],
-            _ => &["customers", "--version", "v2"],
-        },
+        ports,
+        service: Some(*app),
+        sample,
         env: &[],
     }
 }
