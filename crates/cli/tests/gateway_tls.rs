@@ -136,6 +136,16 @@ fn https_server(port: u16, name: &str, host: &str, tls: &str) -> String {
     )
 }
 
+/// Istio's secure-ingress config: mygateway with one HTTPS server on `port` for
+/// httpbin.example.com terminating with `tls` (a flow map), and its route to httpbin.
+fn httpbin_https(port: u16, tls: &str) -> String {
+    format!(
+        "{}---\n{}",
+        gateway(&https_server(port, "https", "httpbin.example.com", tls)),
+        route("httpbin", "httpbin.example.com", "httpbin")
+    )
+}
+
 /// A VirtualService for `host` on mygateway routing everything to `backend`.
 fn route(name: &str, host: &str, backend: &str) -> String {
     format!(
@@ -220,15 +230,9 @@ fn simple_tls_from_a_secret_serves_https_to_curl_with_the_ca() {
         "{table}"
     );
     let port = free_port();
-    mesh.cp.apply(&format!(
-        "{}---\n{}",
-        gateway(&https_server(
-            port,
-            "https",
-            "httpbin.example.com",
-            "{mode: SIMPLE, credentialName: httpbin-credential}"
-        )),
-        route("httpbin", "httpbin.example.com", "httpbin")
+    mesh.cp.apply(&httpbin_https(
+        port,
+        "{mode: SIMPLE, credentialName: httpbin-credential}",
     ));
     let reply = eventually("HTTPS through the gateway", DEADLINE, || {
         https("httpbin.example.com", port, &ca_file, "/status/418", &[])
@@ -289,15 +293,9 @@ fn mutual_tls_requires_a_client_certificate_signed_by_the_ca() {
     );
     let port = free_port();
     let apply = |mode: &str| {
-        mesh.cp.apply(&format!(
-            "{}---\n{}",
-            gateway(&https_server(
-                port,
-                "https",
-                "httpbin.example.com",
-                &format!("{{mode: {mode}, credentialName: httpbin-credential}}")
-            )),
-            route("httpbin", "httpbin.example.com", "httpbin")
+        mesh.cp.apply(&httpbin_https(
+            port,
+            &format!("{{mode: {mode}, credentialName: httpbin-credential}}"),
         ))
     };
     apply("MUTUAL");
@@ -451,15 +449,9 @@ fn a_rotated_secret_is_served_without_a_restart() {
     let (old_ca, cert, key) = old.files(&dir.join("old"), "httpbin.example.com");
     create_tls_secret(&mesh.cp, "httpbin-credential", &cert, &key);
     let port = free_port();
-    mesh.cp.apply(&format!(
-        "{}---\n{}",
-        gateway(&https_server(
-            port,
-            "https",
-            "httpbin.example.com",
-            "{mode: SIMPLE, credentialName: httpbin-credential}"
-        )),
-        route("httpbin", "httpbin.example.com", "httpbin")
+    mesh.cp.apply(&httpbin_https(
+        port,
+        "{mode: SIMPLE, credentialName: httpbin-credential}",
     ));
     eventually("the first certificate", DEADLINE, || {
         https("httpbin.example.com", port, &old_ca, "/", &[])
@@ -508,15 +500,9 @@ fn a_missing_secret_is_reported_and_served_once_created_and_a_broken_one_is_refu
     let mesh = Mesh::start("gwtls-missing", &[]);
     let port = free_port();
     // The Gateway first, as happens when a Secret is deleted and created again.
-    mesh.cp.apply(&format!(
-        "{}---\n{}",
-        gateway(&https_server(
-            port,
-            "https",
-            "httpbin.example.com",
-            "{mode: SIMPLE, credentialName: late-credential}"
-        )),
-        route("httpbin", "httpbin.example.com", "httpbin")
+    mesh.cp.apply(&httpbin_https(
+        port,
+        "{mode: SIMPLE, credentialName: late-credential}",
     ));
     eventually("the proxy to report the missing Secret", DEADLINE, || {
         mesh.proxy
