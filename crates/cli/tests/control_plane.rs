@@ -6,13 +6,13 @@
 #[allow(dead_code)] // this file uses only part of the shared support
 mod support;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
-use support::{DEADLINE, curl, eventually, free_port, try_curl};
+use support::control_plane::{ControlPlane, weft_at};
+use support::{DEADLINE, curl, eventually, free_port};
 
 /// A state directory removed when dropped.
 struct StateDir(PathBuf);
@@ -27,12 +27,17 @@ impl StateDir {
         StateDir(dir)
     }
 
-    /// A file beside the state (not in it), for inputs to `weft apply`.
-    fn input(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.with_file_name(format!(
+    /// A path beside the state (not in it), removed with it.
+    fn beside(&self, name: &str) -> PathBuf {
+        self.0.with_file_name(format!(
             "{}-{name}",
             self.0.file_name().unwrap().to_string_lossy()
-        ));
+        ))
+    }
+
+    /// A file beside the state, for inputs to `weft apply`.
+    fn input(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.beside(name);
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -54,121 +59,16 @@ impl Drop for StateDir {
     }
 }
 
-/// A running `weft control-plane`, killed when dropped (its log printed when the test
-/// fails).
-struct ControlPlane {
-    child: Child,
-    addr: String,
-    state: PathBuf,
-    log: PathBuf,
-}
-
-impl ControlPlane {
-    fn start(state: &StateDir) -> ControlPlane {
-        let addr = format!("127.0.0.1:{}", free_port());
-        let log = state.0.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args([
-                "control-plane",
-                "--listen",
-                &addr,
-                "--watch-interval",
-                "100ms",
-                "--xds-listen",
-                "127.0.0.1:0",
-            ])
-            .arg("--state-dir")
-            .arg(&state.0)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start weft control-plane");
-        let mut cp = ControlPlane {
-            child,
-            addr,
-            state: state.0.clone(),
-            log,
-        };
-        let url = format!("http://{}/healthz/ready", cp.addr);
-        eventually("the control plane to answer", DEADLINE, || {
-            if let Ok(Some(status)) = cp.child.try_wait() {
-                panic!(
-                    "weft control-plane exited early ({status}):\n{}",
-                    cp.log_text()
-                );
-            }
-            try_curl(&[&url]).filter(|r| r.status == 200)
-        });
-        cp
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Runs `weft ARGS` against this control plane, with `stdin` as standard input.
-    fn weft(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        weft_at(&self.addr, &self.state, args, stdin)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.state.join("api-token"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    /// SIGTERM, then the exit code.
-    fn terminate(&mut self) -> Option<i32> {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        eventually("the control plane to exit", DEADLINE, || {
-            self.child.try_wait().unwrap()
-        })
-        .code()
-    }
-}
-
-impl Drop for ControlPlane {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- weft control-plane log ---\n{}", self.log_text());
-        }
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
-fn weft_at(addr: &str, state: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .args(["--control-plane", addr])
-        .arg("--state-dir")
-        .arg(state)
-        .env_remove("WEFT_STATE_DIR")
-        .env_remove("WEFT_CONTROL_PLANE")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("weft runs");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+/// A `weft control-plane` with its state in `state` (polling its config directory every
+/// 100 ms, for the hand-edit test), its log beside the state.
+fn start(state: &StateDir) -> ControlPlane {
+    ControlPlane::launch(
+        state.0.clone(),
+        state.beside("control-plane.log"),
+        format!("127.0.0.1:{}", free_port()),
+        "127.0.0.1:0".into(),
+        &["--watch-interval", "100ms"],
+    )
 }
 
 fn stdout(o: &Output) -> String {
@@ -200,9 +100,9 @@ const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmeta
 #[test]
 fn bookinfo_applies_and_reads_back_like_kubectl() {
     let state = StateDir::new("bookinfo");
-    let cp = ControlPlane::start(&state);
+    let cp = start(&state);
     let dir = examples();
-    let out = ok(cp.weft(&["apply", "-f", dir.to_str().unwrap()], None));
+    let out = ok(cp.weft(&["apply", "-f", dir.to_str().unwrap()], ""));
     assert!(
         out.contains("virtualservice.networking.istio.io/bookinfo created\n"),
         "{out}"
@@ -226,7 +126,7 @@ fn bookinfo_applies_and_reads_back_like_kubectl() {
             "-f",
             dir.join("destination-rule-all.yaml").to_str().unwrap(),
         ],
-        None,
+        "",
     ));
     assert_eq!(
         again.lines().filter(|l| l.ends_with(" unchanged")).count(),
@@ -234,7 +134,7 @@ fn bookinfo_applies_and_reads_back_like_kubectl() {
         "{again}"
     );
 
-    let table = ok(cp.weft(&["get", "vs"], None));
+    let table = ok(cp.weft(&["get", "vs"], ""));
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "GATEWAYS", "HOSTS", "AGE"], "{table}");
     assert!(
@@ -243,12 +143,12 @@ fn bookinfo_applies_and_reads_back_like_kubectl() {
             .any(|l| l.starts_with("bookinfo ") && l.contains("[\"bookinfo-gateway\"]")),
         "{table}"
     );
-    let drs = ok(cp.weft(&["get", "destinationrules", "-A"], None));
+    let drs = ok(cp.weft(&["get", "destinationrules", "-A"], ""));
     assert!(drs.starts_with("NAMESPACE   NAME"), "{drs}");
     assert_eq!(drs.lines().count(), 5, "{drs}");
 
     // get -o yaml gives the object with its metadata and status; applied back, unchanged.
-    let yaml = ok(cp.weft(&["get", "virtualservice", "reviews", "-o", "yaml"], None));
+    let yaml = ok(cp.weft(&["get", "virtualservice", "reviews", "-o", "yaml"], ""));
     for field in [
         "uid: ",
         "resourceVersion: ",
@@ -259,16 +159,16 @@ fn bookinfo_applies_and_reads_back_like_kubectl() {
     ] {
         assert!(yaml.contains(field), "no {field:?} in:\n{yaml}");
     }
-    let back = ok(cp.weft(&["apply", "-f", "-"], Some(&yaml)));
+    let back = ok(cp.weft(&["apply", "-f", "-"], &yaml));
     assert_eq!(
         back,
         "virtualservice.networking.istio.io/reviews unchanged\n"
     );
     let json: Value =
-        serde_json::from_str(&ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], None))).unwrap();
+        serde_json::from_str(&ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], ""))).unwrap();
     assert_eq!(json["metadata"]["name"], "reviews");
 
-    let missing = cp.weft(&["get", "vs", "nope"], None);
+    let missing = cp.weft(&["get", "vs", "nope"], "");
     assert_eq!(missing.status.code(), Some(1));
     assert_eq!(
         stderr(&missing),
@@ -292,13 +192,13 @@ fn bookinfo_applies_and_reads_back_like_kubectl() {
         metrics.body
     );
 
-    let deleted = ok(cp.weft(&["delete", "vs", "reviews"], None));
+    let deleted = ok(cp.weft(&["delete", "vs", "reviews"], ""));
     assert_eq!(
         deleted,
         "virtualservice.networking.istio.io \"reviews\" deleted\n"
     );
     assert_eq!(
-        cp.weft(&["get", "vs", "reviews"], None).status.code(),
+        cp.weft(&["get", "vs", "reviews"], "").status.code(),
         Some(1)
     );
     let by_file = ok(cp.weft(
@@ -307,10 +207,10 @@ fn bookinfo_applies_and_reads_back_like_kubectl() {
             "-f",
             dir.join("destination-rule-all.yaml").to_str().unwrap(),
         ],
-        None,
+        "",
     ));
     assert_eq!(by_file.lines().count(), 4, "{by_file}");
-    let gone = cp.weft(&["delete", "dr", "reviews"], None);
+    let gone = cp.weft(&["delete", "dr", "reviews"], "");
     assert_eq!(gone.status.code(), Some(1));
     assert!(stderr(&gone).starts_with(
         "Error from server (NotFound): destinationrules.networking.istio.io \"reviews\" not found"
@@ -335,9 +235,9 @@ fn bookinfo_applies_and_reads_back_like_kubectl() {
 #[test]
 fn an_invalid_apply_is_refused_with_validates_message_and_changes_nothing() {
     let state = StateDir::new("invalid");
-    let cp = ControlPlane::start(&state);
-    ok(cp.weft(&["apply", "-f", "-"], Some(VS)));
-    let before = ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], None));
+    let cp = start(&state);
+    ok(cp.weft(&["apply", "-f", "-"], VS));
+    let before = ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], ""));
 
     let bad = format!(
         "{}---\n{}",
@@ -347,7 +247,7 @@ fn an_invalid_apply_is_refused_with_validates_message_and_changes_nothing() {
     );
     let file = state.input("bad.yaml", &bad);
     let file = file.to_str().unwrap();
-    let out = cp.weft(&["apply", "-f", file], None);
+    let out = cp.weft(&["apply", "-f", file], "");
     assert_eq!(out.status.code(), Some(1));
     let validate = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["validate", file])
@@ -365,12 +265,12 @@ fn an_invalid_apply_is_refused_with_validates_message_and_changes_nothing() {
     }
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     assert_eq!(
-        ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], None)),
+        ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], "")),
         before,
         "nothing changed"
     );
     assert_eq!(
-        cp.weft(&["get", "vs", "ratings"], None).status.code(),
+        cp.weft(&["get", "vs", "ratings"], "").status.code(),
         Some(1)
     );
 }
@@ -378,7 +278,7 @@ fn an_invalid_apply_is_refused_with_validates_message_and_changes_nothing() {
 #[test]
 fn the_api_needs_the_token_but_metrics_do_not() {
     let state = StateDir::new("token");
-    let cp = ControlPlane::start(&state);
+    let cp = start(&state);
     let list = cp.url("/apis/networking.istio.io/v1/namespaces/default/virtualservices");
     let none = curl(&[&list]);
     assert_eq!(none.status, 401, "{none:?}");
@@ -401,7 +301,7 @@ fn the_api_needs_the_token_but_metrics_do_not() {
     // The CLI with another state directory's token is refused, and says why.
     let other = StateDir::new("token-other");
     std::fs::write(other.0.join("api-token"), "not-the-token\n").unwrap();
-    let out = weft_at(&cp.addr, &other.0, &["get", "vs"], None);
+    let out = weft_at(&cp.api, &other.0, &["get", "vs"], "");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
 }
@@ -410,7 +310,7 @@ fn the_api_needs_the_token_but_metrics_do_not() {
 fn a_control_plane_that_is_not_running_is_named() {
     let state = StateDir::new("absent");
     let addr = format!("127.0.0.1:{}", free_port());
-    let out = weft_at(&addr, &state.0, &["get", "vs"], None);
+    let out = weft_at(&addr, &state.0, &["get", "vs"], "");
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -422,19 +322,19 @@ fn a_control_plane_that_is_not_running_is_named() {
 #[test]
 fn hand_edits_restarts_and_sigterm() {
     let state = StateDir::new("hand");
-    let mut cp = ControlPlane::start(&state);
+    let mut cp = start(&state);
     // A file written by hand into the store's directory is an apply.
     let file = state.0.join("config/mine.yaml");
     std::fs::write(&file, VS).unwrap();
     let json = eventually("the hand-written object to be served", DEADLINE, || {
-        let out = cp.weft(&["get", "vs", "reviews", "-o", "json"], None);
+        let out = cp.weft(&["get", "vs", "reviews", "-o", "json"], "");
         (out.status.code() == Some(0))
             .then(|| serde_json::from_str::<Value>(&stdout(&out)).unwrap())
     });
     assert_eq!(json["metadata"]["generation"], 1);
     std::fs::write(&file, VS.replace("subset: v1", "subset: v2")).unwrap();
     eventually("the edit to be picked up", DEADLINE, || {
-        let out = cp.weft(&["get", "vs", "reviews", "-o", "json"], None);
+        let out = cp.weft(&["get", "vs", "reviews", "-o", "json"], "");
         let v: Value = serde_json::from_str(&stdout(&out)).ok()?;
         (v["metadata"]["generation"] == 2).then_some(())
     });
@@ -442,18 +342,18 @@ fn hand_edits_restarts_and_sigterm() {
 
     assert_eq!(cp.terminate(), Some(0), "{}", cp.log_text());
     drop(cp);
-    let cp = ControlPlane::start(&state);
-    let out = ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], None));
+    let cp = start(&state);
+    let out = ok(cp.weft(&["get", "vs", "reviews", "-o", "json"], ""));
     let after: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(after["metadata"]["uid"], uid, "the uid survives a restart");
     assert_eq!(after["metadata"]["generation"], 2);
     let next = ok(cp.weft(
         &["apply", "-f", "-"],
-        Some(&VS.replace("name: reviews", "name: other")),
+        &VS.replace("name: reviews", "name: other"),
     ));
     assert_eq!(next, "virtualservice.networking.istio.io/other created\n");
     let other: Value =
-        serde_json::from_str(&ok(cp.weft(&["get", "vs", "other", "-o", "json"], None))).unwrap();
+        serde_json::from_str(&ok(cp.weft(&["get", "vs", "other", "-o", "json"], ""))).unwrap();
     let rv = |v: &Value| {
         v["metadata"]["resourceVersion"]
             .as_str()
@@ -473,7 +373,7 @@ const RATINGS: &str = r#"{"name": "ratings-1", "namespace": "default", "labels":
 #[test]
 fn registered_workloads_survive_a_restart() {
     let state = StateDir::new("workloads");
-    let mut cp = ControlPlane::start(&state);
+    let mut cp = start(&state);
     let auth = format!("Authorization: Bearer {}", cp.token());
     let call = |cp: &ControlPlane, method: &str, path: &str, body: Option<&str>| {
         let url = cp.url(path);
@@ -512,7 +412,7 @@ fn registered_workloads_survive_a_restart() {
     );
     assert!(!saved.with_extension("json.tmp").exists());
 
-    let cp = ControlPlane::start(&state);
+    let cp = start(&state);
     let after = list(&cp);
     assert_eq!(after, before, "the registrations survive the restart");
     let names: Vec<&str> = after["items"]

@@ -2,6 +2,7 @@
 //! curl as the client, all on 127.0.0.1, configured with Istio YAML in a directory.
 #![allow(clippy::unwrap_used)] // a failed set-up step should stop the test
 
+#[allow(dead_code)] // this file uses only part of the shared support
 mod support;
 
 use std::time::Duration;

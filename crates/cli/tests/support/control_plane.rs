@@ -3,7 +3,7 @@
 //! failing); `weft` CLI commands run against the control plane.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
@@ -31,6 +31,18 @@ impl ControlPlane {
     pub fn start_on(dir: &TempDir, api: String, xds: String) -> ControlPlane {
         let state = dir.config_dir().join("state");
         let log = dir.log_path().with_file_name("control-plane.log");
+        ControlPlane::launch(state, log, api, xds, &[])
+    }
+
+    /// Starts one with its state in `state`, its log appended to `log`, `extra` flags;
+    /// waits until its API answers.
+    pub fn launch(
+        state: PathBuf,
+        log: PathBuf,
+        api: String,
+        xds: String,
+        extra: &[&str],
+    ) -> ControlPlane {
         let log_file = File::options()
             .create(true)
             .append(true)
@@ -40,6 +52,7 @@ impl ControlPlane {
             .args(["control-plane", "--listen", &api, "--xds-listen", &xds])
             .arg("--state-dir")
             .arg(&state)
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -66,6 +79,28 @@ impl ControlPlane {
         cp
     }
 
+    /// SIGTERM, then the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        super::signal_pid(self.child.id(), "TERM");
+        eventually("the control plane to exit", DEADLINE, || {
+            self.child.try_wait().expect("wait for the control plane")
+        })
+        .code()
+    }
+
+    /// The API's URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.api)
+    }
+
+    /// The API token from the state directory.
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.state.join("api-token"))
+            .expect("the API token")
+            .trim()
+            .to_string()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -87,21 +122,7 @@ impl ControlPlane {
 
     /// `weft ARGS --control-plane .. --state-dir ..` with `stdin`.
     pub fn weft(&self, args: &[&str], stdin: &str) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(args)
-            .args(["--control-plane", &self.api])
-            .arg("--state-dir")
-            .arg(&self.state)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run weft");
-        if let Some(mut input) = child.stdin.take() {
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        child.wait_with_output().expect("wait for weft")
+        weft_at(&self.api, &self.state, args, stdin)
     }
 
     /// `weft apply -f -` of `yaml`; asserts it worked.
@@ -116,10 +137,8 @@ impl ControlPlane {
 
     /// The API's JSON at `path`, with the token.
     pub fn get_json(&self, path: &str) -> Value {
-        let token = std::fs::read_to_string(self.state.join("api-token")).expect("the API token");
-        let auth = format!("Authorization: Bearer {}", token.trim());
-        let url = format!("http://{}{path}", self.api);
-        let reply = try_curl(&["-H", &auth, &url]).expect("the API answers");
+        let auth = format!("Authorization: Bearer {}", self.token());
+        let reply = try_curl(&["-H", &auth, &self.url(path)]).expect("the API answers");
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
         serde_json::from_str(&reply.body).expect("JSON from the API")
     }
@@ -134,6 +153,28 @@ impl ControlPlane {
             .find(|t| t["name"] == type_name)
             .cloned()
     }
+}
+
+/// `weft ARGS` against the control plane at `api` with the state directory `state` (its
+/// token), `stdin` as standard input; the caller's WEFT_* environment does not leak in.
+pub fn weft_at(api: &str, state: &Path, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .args(["--control-plane", api])
+        .arg("--state-dir")
+        .arg(state)
+        .env_remove("WEFT_STATE_DIR")
+        .env_remove("WEFT_CONTROL_PLANE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run weft");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().expect("wait for weft")
 }
 
 impl Drop for ControlPlane {

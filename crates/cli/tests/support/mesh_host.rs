@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::eventually;
+pub use crate::support::{run, signal_pid};
 
 /// How long `weft up` may take to print that the mesh is up.
 pub const UP_DEADLINE: Duration = Duration::from_secs(90);
@@ -375,34 +376,6 @@ fn is_zombie(pid: u32) -> bool {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(true)
-}
-
-/// Sends `TERM`, `INT` or `KILL` to a process.
-pub fn signal_pid(pid: u32, signal: &str) {
-    use rustix::process::{Pid, Signal, kill_process};
-    let signal = match signal {
-        "TERM" => Signal::TERM,
-        "INT" => Signal::INT,
-        _ => Signal::KILL,
-    };
-    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
-        let _ = kill_process(pid, signal);
-    }
-}
-
-/// Runs a command; panics with its output when it fails.
-pub fn run(cmd: &[&str]) -> Output {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 pub fn text(out: &Output) -> String {

@@ -69,6 +69,34 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs a command; panics with its output when it fails.
+pub fn run(cmd: &[&str]) -> std::process::Output {
+    let out = std::process::Command::new(cmd[0])
+        .args(&cmd[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Sends `TERM`, `INT` or `KILL` to a process.
+pub fn signal_pid(pid: u32, signal: &str) {
+    use rustix::process::{Pid, Signal, kill_process};
+    let signal = match signal {
+        "TERM" => Signal::TERM,
+        "INT" => Signal::INT,
+        _ => Signal::KILL,
+    };
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(pid, signal);
+    }
+}
+
 /// A port nothing listens on right now, and one this test process has not handed out
 /// before: the tests of a binary run in parallel, and a port the OS picked for one
 /// (`bind :0`, then released) could be picked again for another before the first binds

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::{DEADLINE, Reply, eventually, parse_reply};
+use crate::support::{DEADLINE, Reply, eventually, parse_reply, run};
 
 #[path = "netns_cp.rs"]
 pub mod cp;
@@ -508,21 +508,6 @@ pub enum App {
 /// 10.250.0.`host`.
 pub fn ip(host: u8) -> Ipv4Addr {
     Ipv4Addr::new(SUBNET[0], SUBNET[1], SUBNET[2], host)
-}
-
-/// Runs a set-up command; panics with its output when it fails.
-fn run(cmd: &[&str]) -> Output {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The capture tests need root, `ip` and `iptables`; without them they fail saying so.
